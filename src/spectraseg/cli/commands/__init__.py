@@ -1,1 +1,1 @@
-"""cli/commands"""
+"""One module per verb: `add_parser(subparsers)` and `run(args) -> int`."""

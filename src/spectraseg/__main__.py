@@ -1,0 +1,5 @@
+"""`python -m spectraseg`."""
+
+from spectraseg.cli.main import entry_point
+
+entry_point()

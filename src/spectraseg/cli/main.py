@@ -1,0 +1,109 @@
+"""The `spectraseg` command: global options, one sub-command per verb, and the error policy.
+
+A `SpectrasegError` is the user's problem: one line on stderr, exit code 2, no traceback unless
+`--debug`. Anything else is a bug in spectraseg and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+import warnings
+from collections.abc import Sequence
+from types import ModuleType
+
+from spectraseg import __version__
+from spectraseg.cli import commands
+from spectraseg.errors import SpectrasegError, SpectrasegWarning
+
+# The order verbs are listed in `--help`: the workflow's order. Every module in
+# spectraseg/cli/commands is a verb (its name with "_" as "-"); unlisted ones come last.
+VERB_ORDER = ("demo", "sample", "info", "train", "search", "predict", "vectorize", "evaluate", "config")
+
+EXIT_USER_ERROR = 2
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool) -> None:
+    """The options accepted both before and after the verb.
+
+    The copy on each sub-parser uses SUPPRESS defaults so that a value given before the verb is
+    not reset by the sub-parser's default.
+    """
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress_defaults else value
+
+    group = parser.add_argument_group("global options")
+    group.add_argument("--debug", action="store_true", default=default(False),
+                       help="show tracebacks for user errors too")
+    group.add_argument("--overwrite", action="store_true", default=default(False),
+                       help="replace existing outputs")
+    group.add_argument("-v", "--verbose", action="count", default=default(0),
+                       help="more log output (repeat for debug logs)")
+    group.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                       help="only warnings and errors, no progress bars")
+    group.add_argument("--accelerator", choices=("cpu", "cuda", "auto"), default=default("auto"),
+                       help="where to run models (default: auto, a GPU when present)")
+
+
+def discover_verbs() -> list[str]:
+    """Verb names from the modules in spectraseg/cli/commands, in workflow order."""
+    found = [info.name for info in pkgutil.iter_modules(commands.__path__)]
+    verbs = [name.replace("_", "-") for name in found if not name.startswith("_")]
+    rank = {name: position for position, name in enumerate(VERB_ORDER)}
+    return sorted(verbs, key=lambda verb: (rank.get(verb, len(rank)), verb))
+
+
+def _load_command(verb: str) -> ModuleType:
+    return importlib.import_module(f"spectraseg.cli.commands.{verb.replace('-', '_')}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spectraseg",
+        description="Semantic segmentation of multispectral satellite imagery with U-Net.",
+    )
+    parser.add_argument("--version", action="version", version=f"spectraseg {__version__}")
+    _add_global_options(parser, suppress_defaults=False)
+    subparsers = parser.add_subparsers(dest="command", metavar="VERB", required=True)
+    for verb in discover_verbs():
+        module = _load_command(verb)
+        module.add_parser(subparsers)
+        subparsers.choices[verb].set_defaults(handler=module.run)
+    for subparser in subparsers.choices.values():
+        _add_global_options(subparser, suppress_defaults=True)
+    return parser
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)
+    # Warnings about the user's input read as log lines, once each, not as Python warnings.
+    logging.captureWarnings(True)
+    warnings.simplefilter("default", SpectrasegWarning)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose, args.quiet)
+    try:
+        result: int = args.handler(args)
+    except SpectrasegError as error:
+        if args.debug:
+            raise
+        message = " ".join(str(error).split("\n"))
+        print(f"spectraseg {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("spectraseg: interrupted; outputs written so far are complete.", file=sys.stderr)
+        return 130
+    return result
+
+
+def entry_point() -> None:
+    sys.exit(main())

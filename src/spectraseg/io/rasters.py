@@ -1,0 +1,558 @@
+"""Read several rasters as one band stack on one grid, window by window; write GeoTIFFs.
+
+A scene may be one multi-band file or several files at different resolutions (Sentinel-2's
+10/20/60 m bands, DSTL's RGB/P/M/A images). `open_stack` picks a reference grid (the finest
+resolution unless told otherwise) and warps every other file onto it on the fly through GDAL's
+warped VRTs, so reading one window costs memory proportional to that window, not to the scene.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import DatasetReader, DatasetWriter
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from spectraseg.errors import BandError, ConfigError, RasterError, SpectrasegWarning
+from spectraseg.grid import Grid
+from spectraseg.io.atomic import check_writable, temporary_sibling
+from spectraseg.io.sensors import DSTL_FILES, SENSORS, SensorPreset, get_sensor
+
+log = logging.getLogger(__name__)
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".png", ".jpg", ".jpeg", ".img")
+# Rasters without georeference are placed in the pixel space of the reference image; GDAL's
+# warper still needs some CRS to work in, and any projected one does.
+PIXEL_SPACE_CRS = CRS.from_epsg(3857)
+# Grids whose pixel sizes differ by less than this share are treated as the same grid.
+SAME_GRID_TOLERANCE = 1e-6
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class _SourceFile:
+    """One open file and the bands the stack takes from it."""
+
+    path: Path
+    dataset: DatasetReader
+    indexes: list[int]
+    names: list[str]
+    scale: float = 1.0
+    offset: float = 0.0
+    shift_px: tuple[float, float] = (0.0, 0.0)
+    reader: DatasetReader | WarpedVRT | None = None
+    warned_nonfinite: bool = False
+    description: str = field(default="")
+
+    @property
+    def has_nodata(self) -> bool:
+        return self.dataset.nodata is not None
+
+
+def list_raster_files(folder: Path) -> list[Path]:
+    """Raster files directly inside `folder`, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES and p.is_file())
+
+
+def _expand_inputs(inputs: PathLike | Sequence[PathLike]) -> list[Path]:
+    items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+    paths: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = list_raster_files(path)
+            if not found:
+                raise RasterError(f"{path}: folder holds no raster files ({', '.join(RASTER_SUFFIXES)}).")
+            paths.extend(found)
+        else:
+            paths.append(path)
+    if not paths:
+        raise RasterError("no input rasters given.")
+    return paths
+
+
+def open_dataset(path: Path) -> DatasetReader:
+    """Open one raster with an error that names the file and says what is wrong."""
+    if not path.exists():
+        raise RasterError(f"{path}: no such file.")
+    if path.is_dir():
+        raise RasterError(f"{path}: is a folder, expected a raster file.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            dataset = rasterio.open(path)
+    except RasterioError as error:
+        detail = str(error).split("\n")[0]
+        raise RasterError(f"{path}: not a raster GDAL can read ({detail}).") from None
+    if dataset.width < 2 or dataset.height < 2:
+        size = f"{dataset.width} x {dataset.height}"
+        dataset.close()
+        raise RasterError(f"{path}: image is {size} px; at least 2 x 2 is needed.")
+    return dataset
+
+
+def _grid_of(dataset: DatasetReader) -> Grid:
+    georeferenced = dataset.crs is not None and not dataset.transform.is_identity
+    if dataset.crs is not None and dataset.transform.is_identity:
+        georeferenced = False
+    return Grid(
+        crs=dataset.crs if georeferenced else None,
+        transform=dataset.transform if georeferenced else Affine.identity(),
+        width=dataset.width,
+        height=dataset.height,
+    )
+
+
+def _detect_sensor(paths: Sequence[Path], datasets: Sequence[DatasetReader]) -> SensorPreset | None:
+    """Sentinel-2 and Landsat files are recognised by their band tokens (`_B8A`, `_SR_B5`)."""
+    if len(paths) < 2 or any(d.count != 1 for d in datasets):
+        return None
+    for preset in (SENSORS["sentinel2"], SENSORS["landsat8"]):
+        if all(preset.name_from_filename(p.name) for p in paths):
+            return preset
+    return None
+
+
+def _band_names_for(
+    path: Path, dataset: DatasetReader, preset: SensorPreset | None, single_file: bool
+) -> list[str]:
+    count = dataset.count
+    descriptions = [d or "" for d in dataset.descriptions]
+    if preset is not None:
+        if preset.name == "dstl":
+            suffix = path.stem.rsplit("_", 1)[-1] if "_" in path.stem else ""
+            ids = DSTL_FILES.get(suffix if suffix in DSTL_FILES else "", DSTL_FILES[""])
+            if len(ids) == count:
+                return [preset.name_for(i) or i for i in ids]
+        if count == 1:
+            name = preset.name_from_filename(path.name) or preset.name_for(descriptions[0])
+            if name:
+                return [name]
+        mapped = [preset.name_for(d) if d else None for d in descriptions]
+        if all(mapped):
+            return [m for m in mapped if m]
+    if all(descriptions):
+        return descriptions
+    if count == 1 and not single_file:
+        return [path.stem]
+    return [f"band_{i + 1}" for i in range(count)]
+
+
+def _deduplicate(files: Sequence[_SourceFile]) -> None:
+    seen: dict[str, int] = {}
+    for source in files:
+        for position, name in enumerate(source.names):
+            if name in seen:
+                renamed = f"{name}_{source.path.stem}"
+                warnings.warn(
+                    f"{source.path}: band name {name!r} is already used by another file; "
+                    f"calling it {renamed!r}.",
+                    SpectrasegWarning,
+                    stacklevel=3,
+                )
+                source.names[position] = renamed
+            seen[source.names[position]] = 1
+
+
+def _reference_grid(
+    files: Sequence[_SourceFile], reference: Path | None, resolution: float | None
+) -> Grid:
+    grids = [_grid_of(f.dataset) for f in files]
+    georeferenced = [g.is_georeferenced for g in grids]
+    if reference is not None:
+        matches = [i for i, f in enumerate(files) if f.path.resolve() == reference.resolve()]
+        if not matches:
+            raise ConfigError(f"{reference}: the reference raster is not among the inputs.")
+        chosen = matches[0]
+    elif all(georeferenced):
+        chosen = min(range(len(grids)), key=lambda i: grids[i].resolution[0] * grids[i].resolution[1])
+    else:
+        chosen = max(range(len(grids)), key=lambda i: grids[i].width * grids[i].height)
+    grid = grids[chosen]
+    if not all(georeferenced):
+        if any(georeferenced):
+            log.warning("some inputs have no georeference: all are aligned by extent")
+        paths = ", ".join(str(f.path) for f in files)
+        warnings.warn(
+            f"{paths}: no georeference; working in pixel coordinates, aligned by extent.",
+            SpectrasegWarning,
+            stacklevel=3,
+        )
+        grid = Grid(crs=None, transform=Affine.identity(), width=grid.width, height=grid.height)
+    if resolution is not None:
+        if not grid.is_georeferenced:
+            raise ConfigError("resolution can only be set for georeferenced rasters.")
+        grid = grid.with_resolution(resolution)
+    if grid.width < 2 or grid.height < 2:
+        raise RasterError(f"{files[chosen].path}: the stacked grid is {grid.width} x {grid.height} px; "
+                          "at least 2 x 2 is needed.")
+    return grid
+
+
+class RasterStack:
+    """Bands from one or more files, read on one reference grid window by window.
+
+    `read` returns reflectance-scaled float32 pixels and a validity mask; pixels outside any
+    file's coverage, at its nodata value or not finite are invalid.
+    """
+
+    def __init__(
+        self, files: list[_SourceFile], grid: Grid, resampling: Resampling, keep: list[int] | None
+    ) -> None:
+        self._files = files
+        self.grid = grid
+        self.resampling = resampling
+        all_names = [name for f in files for name in f.names]
+        self._order = keep if keep is not None else list(range(len(all_names)))
+        self.band_names: tuple[str, ...] = tuple(all_names[i] for i in self._order)
+        self.paths: tuple[Path, ...] = tuple(f.path for f in files)
+        for source in files:
+            source.reader = self._reader_for(source)
+
+    @property
+    def count(self) -> int:
+        return len(self.band_names)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.grid.shape
+
+    def describe(self) -> str:
+        return f"{len(self.band_names)} bands on {self.grid.describe()}"
+
+    def _reader_for(self, source: _SourceFile) -> DatasetReader | WarpedVRT:
+        dataset = source.dataset
+        own = _grid_of(dataset)
+        if self.grid.is_georeferenced:
+            src_crs, src_transform = dataset.crs, dataset.transform
+        else:
+            # Aligned by extent: the file's pixels are stretched over the reference image.
+            src_crs = PIXEL_SPACE_CRS
+            src_transform = Affine.scale(self.grid.width / dataset.width,
+                                         self.grid.height / dataset.height)
+        dy, dx = source.shift_px
+        if dx or dy:
+            src_transform = src_transform * Affine.translation(-dx, -dy)
+        same = (
+            not (dx or dy)
+            and own.shape == self.grid.shape
+            and (not self.grid.is_georeferenced
+                 or (own.crs == self.grid.crs
+                     and own.transform.almost_equals(self.grid.transform, SAME_GRID_TOLERANCE)))
+        )
+        if same:
+            return dataset
+        options: dict[str, Any] = {
+            "src_crs": src_crs,
+            "src_transform": src_transform,
+            "crs": self.grid.crs or PIXEL_SPACE_CRS,
+            "transform": self.grid.transform,
+            "width": self.grid.width,
+            "height": self.grid.height,
+            "resampling": self.resampling,
+        }
+        if source.has_nodata:
+            options.update(src_nodata=dataset.nodata, nodata=dataset.nodata)
+        else:
+            options["add_alpha"] = True
+        return WarpedVRT(dataset, **options)
+
+    def read(self, window: Window | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels (C, h, w) float32 and validity (h, w) bool for `window` (default: all).
+
+        The window may extend past the grid: the outside is filled with 0 and marked invalid.
+        """
+        if window is None:
+            window = Window(0, 0, self.grid.width, self.grid.height)
+        col, row = int(window.col_off), int(window.row_off)
+        height, width = int(window.height), int(window.width)
+        image = np.zeros((self.count, height, width), dtype=np.float32)
+        valid = np.zeros((height, width), dtype=bool)
+        r0, r1 = max(row, 0), min(row + height, self.grid.height)
+        c0, c1 = max(col, 0), min(col + width, self.grid.width)
+        if r1 <= r0 or c1 <= c0:
+            return image, valid
+        inside = Window(c0, r0, c1 - c0, r1 - r0)
+        target = (slice(r0 - row, r1 - row), slice(c0 - col, c1 - col))
+        bands: list[np.ndarray] = []
+        inside_valid = np.ones((r1 - r0, c1 - c0), dtype=bool)
+        for source in self._files:
+            pixels, source_valid = self._read_source(source, inside)
+            bands.extend(pixels)
+            inside_valid &= source_valid
+        stacked = np.stack([bands[i] for i in self._order])
+        image[(slice(None), *target)] = stacked
+        valid[target] = inside_valid
+        return image, valid
+
+    def _read_source(self, source: _SourceFile, window: Window) -> tuple[list[np.ndarray], np.ndarray]:
+        assert source.reader is not None
+        try:
+            raw = source.reader.read(source.indexes, window=window, out_dtype=np.float32)
+            masks = source.reader.read_masks(source.indexes, window=window)
+        except RasterioError as error:
+            detail = str(error).split("\n")[0]
+            raise RasterError(f"{source.path}: cannot read pixels; the file may be truncated or "
+                              f"corrupt ({detail}).") from None
+        valid = np.all(masks > 0, axis=0)
+        finite = np.all(np.isfinite(raw), axis=0)
+        if not finite.all():
+            if not source.warned_nonfinite:
+                warnings.warn(f"{source.path}: NaN or infinite pixels are treated as nodata.",
+                              SpectrasegWarning, stacklevel=3)
+                source.warned_nonfinite = True
+            valid &= finite
+            raw = np.where(finite[None], raw, 0.0).astype(np.float32)
+        if source.scale != 1.0 or source.offset != 0.0:
+            raw = raw * np.float32(source.scale) + np.float32(source.offset)
+        return list(raw), valid
+
+    def windows(self, rows: int) -> Iterator[Window]:
+        """Full-width strips of `rows` rows covering the grid, top to bottom."""
+        for row in range(0, self.grid.height, rows):
+            yield Window(0, row, self.grid.width, min(rows, self.grid.height - row))
+
+    def close(self) -> None:
+        for source in self._files:
+            if isinstance(source.reader, WarpedVRT):
+                source.reader.close()
+            source.dataset.close()
+
+    def __enter__(self) -> RasterStack:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def open_stack(
+    inputs: PathLike | Sequence[PathLike],
+    *,
+    band_names: Sequence[str] | None = None,
+    resolution: float | None = None,
+    resampling: str = "bilinear",
+    sensor: str | None = None,
+    reference: PathLike | None = None,
+    shifts_px: Mapping[str, tuple[float, float]] | None = None,
+) -> RasterStack:
+    """Open one raster, several rasters or a folder of rasters as one band stack.
+
+    Args:
+        inputs: a file, a folder (every raster in it) or a list of files; VRTs work too.
+        band_names: the bands to keep, in this order; a name no file has is a `BandError`.
+        resolution: pixel size of the stacked grid in CRS units (default: the finest input).
+        resampling: GDAL resampling for files not on the reference grid (bilinear suits
+            reflectance; nearest keeps class ids).
+        sensor: a preset from `spectraseg.io.sensors.SENSORS` naming and scaling the bands;
+            Sentinel-2 and Landsat files are recognised without it.
+        reference: the file whose grid the stack uses.
+        shifts_px: per file name, a (row, col) shift in reference pixels applied to that file,
+            as estimated by `spectraseg.io.coregister`.
+    """
+    paths = _expand_inputs(inputs)
+    try:
+        method = Resampling[resampling]
+    except KeyError:
+        raise ConfigError(f"unknown resampling {resampling!r}; use one of "
+                          f"{', '.join(r.name for r in Resampling)}") from None
+    datasets: list[DatasetReader] = []
+    try:
+        for path in paths:
+            datasets.append(open_dataset(path))
+        preset = get_sensor(sensor) if sensor else _detect_sensor(paths, datasets)
+        if preset is not None and sensor is None:
+            log.info("recognised %s band files; naming and scaling bands accordingly", preset.name)
+        files = [
+            _SourceFile(
+                path=path,
+                dataset=dataset,
+                indexes=list(range(1, dataset.count + 1)),
+                names=_band_names_for(path, dataset, preset, single_file=len(paths) == 1),
+                scale=preset.scale if preset else 1.0,
+                offset=preset.offset if preset else 0.0,
+                shift_px=(shifts_px or {}).get(path.name, (0.0, 0.0)),
+            )
+            for path, dataset in zip(paths, datasets, strict=True)
+        ]
+        _deduplicate(files)
+        grid = _reference_grid(files, Path(reference) if reference else None, resolution)
+        keep = _select(files, band_names)
+        return RasterStack(files, grid, method, keep)
+    except BaseException:
+        for dataset in datasets:
+            dataset.close()
+        raise
+
+
+def _select(files: Sequence[_SourceFile], band_names: Sequence[str] | None) -> list[int] | None:
+    if band_names is None:
+        return None
+    available = [name for f in files for name in f.names]
+    missing = [name for name in band_names if name not in available]
+    if missing:
+        where = ", ".join(str(f.path) for f in files)
+        raise BandError(f"{where}: no band named {', '.join(map(repr, missing))}; "
+                        f"bands are {', '.join(available)}.")
+    return [available.index(name) for name in band_names]
+
+
+def _profile(grid: Grid, count: int, dtype: str, nodata: float | None, compress: str) -> dict[str, Any]:
+    tiled = grid.width >= 256 and grid.height >= 256
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": count,
+        "dtype": dtype,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "compress": compress,
+        "BIGTIFF": "IF_SAFER",
+    }
+    if tiled:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    if compress in ("deflate", "lzw", "zstd"):
+        profile["predictor"] = 3 if np.dtype(dtype).kind == "f" else 2
+    if nodata is not None:
+        profile["nodata"] = nodata
+    return profile
+
+
+class RasterWriter:
+    """A GeoTIFF written progressively (row blocks, windows) under a temporary name.
+
+    Only when the `with` block ends without an error is the file renamed onto its final name
+    (converted to a Cloud-Optimized GeoTIFF with overviews first when `cog`). Memory is only
+    what each `write` call passes in.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        grid: Grid,
+        count: int,
+        dtype: str = "float32",
+        *,
+        band_names: Sequence[str] | None = None,
+        nodata: float | None = None,
+        tags: Mapping[str, str] | None = None,
+        overwrite: bool = False,
+        cog: bool = False,
+        compress: str = "deflate",
+    ) -> None:
+        self.path = Path(path)
+        check_writable(self.path, overwrite=overwrite)
+        if band_names is not None and len(band_names) != count:
+            raise ValueError(f"{len(band_names)} band names for {count} bands")
+        self.grid = grid
+        self.cog = cog
+        self._profile = _profile(grid, count, dtype, nodata, compress)
+        self._band_names = list(band_names) if band_names is not None else None
+        self._tags = dict(tags or {})
+        self._temporary = temporary_sibling(self.path)
+        self._dataset: DatasetWriter | None = None
+
+    def __enter__(self) -> RasterWriter:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self._dataset = rasterio.open(self._temporary, "w", **self._profile)
+        except (OSError, RasterioError) as error:
+            raise RasterError(f"{self.path}: cannot write here ({error}).") from None
+        if self._band_names:
+            for index, name in enumerate(self._band_names, start=1):
+                self._dataset.set_band_description(index, name)
+        if self._tags:
+            self._dataset.update_tags(**self._tags)
+        return self
+
+    def write(self, array: np.ndarray, window: Window | None = None) -> None:
+        """Write (C, h, w) pixels at `window` (default: the whole grid)."""
+        assert self._dataset is not None, "use RasterWriter in a with block"
+        self._dataset.write(array.astype(self._profile["dtype"], copy=False), window=window)
+
+    def write_rows(self, array: np.ndarray, row_off: int) -> None:
+        """Write full-width rows (C, h, W) starting at `row_off`."""
+        self.write(array, Window(0, row_off, self.grid.width, array.shape[1]))
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._dataset is not None
+        try:
+            self._dataset.close()
+            if kind is None:
+                self._finish()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                self._temporary.unlink()
+
+    def _finish(self) -> None:
+        if self.cog:
+            converted = temporary_sibling(self.path)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                    rasterio.shutil.copy(self._temporary, converted, driver="COG",
+                                         compress=self._profile["compress"].upper(),
+                                         overview_resampling="average", blocksize=256)
+                os.replace(converted, self.path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    converted.unlink()
+        else:
+            os.replace(self._temporary, self.path)
+
+
+def write_raster(
+    path: PathLike,
+    array: np.ndarray,
+    grid: Grid,
+    *,
+    band_names: Sequence[str] | None = None,
+    nodata: float | None = None,
+    tags: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+    cog: bool = False,
+) -> None:
+    """Write a (C, H, W) or (H, W) array as a tiled, compressed GeoTIFF, atomically."""
+    data = array[None] if array.ndim == 2 else array
+    if data.shape[1:] != grid.shape:
+        raise ValueError(f"array {data.shape[1:]} does not match grid {grid.shape}")
+    dtype = "uint8" if data.dtype == bool else str(data.dtype)
+    with RasterWriter(path, grid, data.shape[0], dtype, band_names=band_names, nodata=nodata,
+                      tags=tags, overwrite=overwrite, cog=cog) as writer:
+        writer.write(data)
+
+
+def read_tags(path: PathLike) -> dict[str, str]:
+    """Dataset-level metadata tags of a raster (e.g. SPECTRASEG_KIND)."""
+    with contextlib.closing(open_dataset(Path(path))) as dataset:
+        return dict(dataset.tags())
+
+
+def same_grid(a: Grid, b: Grid, tolerance: float = 1e-6) -> bool:
+    """True when two grids have the same shape, CRS and (almost) the same transform."""
+    return (a.shape == b.shape and a.crs == b.crs
+            and a.transform.almost_equals(b.transform, tolerance * max(1.0, math.fabs(a.transform.a))))
