@@ -41,9 +41,14 @@ class Grid:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) of the outer pixel edges, for north-up grids."""
-        left, top = self.transform * (0, 0)
-        right, bottom = self.transform * (self.width, self.height)
+        left, top = self.pixel_to_world(0, 0)
+        right, bottom = self.pixel_to_world(self.width, self.height)
         return (min(left, right), min(bottom, top), max(left, right), max(bottom, top))
+
+    def pixel_to_world(self, col: float, row: float) -> tuple[float, float]:
+        """CRS coordinates (x, y) of a pixel position (col, row); (0, 0) is the top-left corner."""
+        t = self.transform
+        return (t.a * col + t.b * row + t.c, t.d * col + t.e * row + t.f)
 
     @property
     def is_georeferenced(self) -> bool:

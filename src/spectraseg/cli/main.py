@@ -81,9 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
 def configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)
-    # Warnings about the user's input read as log lines, once each, not as Python warnings.
-    logging.captureWarnings(True)
+    # Warnings about the user's input read as one log line each, not as Python warnings.
     warnings.simplefilter("default", SpectrasegWarning)
+    warnings.showwarning = _log_warning
+
+
+def _log_warning(message: Warning | str, category: type[Warning], *args: object, **kw: object) -> None:
+    logging.getLogger("spectraseg").warning("%s", message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

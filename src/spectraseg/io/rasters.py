@@ -121,8 +121,20 @@ def _grid_of(dataset: DatasetReader) -> Grid:
     )
 
 
+def _is_dstl(paths: Sequence[Path], datasets: Sequence[DatasetReader]) -> bool:
+    """DSTL files: `<id>.tif` (3 bands) and `<id>_P.tif`, `<id>_M.tif`, `<id>_A.tif`."""
+    for path, dataset in zip(paths, datasets, strict=True):
+        suffix = path.stem.rsplit("_", 1)[-1]
+        expected = DSTL_FILES.get(suffix if suffix in ("P", "M", "A") else "")
+        if expected is None or len(expected) != dataset.count:
+            return False
+    return any(p.stem.endswith(("_M", "_A", "_P")) for p in paths)
+
+
 def _detect_sensor(paths: Sequence[Path], datasets: Sequence[DatasetReader]) -> SensorPreset | None:
-    """Sentinel-2 and Landsat files are recognised by their band tokens (`_B8A`, `_SR_B5`)."""
+    """Sentinel-2, Landsat and DSTL files are recognised by their names (`_B8A`, `_SR_B5`, `_M`)."""
+    if _is_dstl(paths, datasets):
+        return SENSORS["dstl"]
     if len(paths) < 2 or any(d.count != 1 for d in datasets):
         return None
     for preset in (SENSORS["sentinel2"], SENSORS["landsat8"]):
@@ -138,8 +150,8 @@ def _band_names_for(
     descriptions = [d or "" for d in dataset.descriptions]
     if preset is not None:
         if preset.name == "dstl":
-            suffix = path.stem.rsplit("_", 1)[-1] if "_" in path.stem else ""
-            ids = DSTL_FILES.get(suffix if suffix in DSTL_FILES else "", DSTL_FILES[""])
+            suffix = path.stem.rsplit("_", 1)[-1]
+            ids = DSTL_FILES[suffix if suffix in ("P", "M", "A") else ""]
             if len(ids) == count:
                 return [preset.name_for(i) or i for i in ids]
         if count == 1:
@@ -157,19 +169,19 @@ def _band_names_for(
 
 
 def _deduplicate(files: Sequence[_SourceFile]) -> None:
-    seen: dict[str, int] = {}
+    seen: set[str] = set()
     for source in files:
-        for position, name in enumerate(source.names):
-            if name in seen:
-                renamed = f"{name}_{source.path.stem}"
-                warnings.warn(
-                    f"{source.path}: band name {name!r} is already used by another file; "
-                    f"calling it {renamed!r}.",
-                    SpectrasegWarning,
-                    stacklevel=3,
-                )
-                source.names[position] = renamed
-            seen[source.names[position]] = 1
+        clashes = [name for name in source.names if name in seen]
+        if clashes:
+            source.names = [f"{n}_{source.path.stem}" if n in seen else n for n in source.names]
+            warnings.warn(
+                f"{source.path}: band names {', '.join(clashes)} are already used by another "
+                f"file; suffixed with '_{source.path.stem}'. Set band descriptions or a sensor "
+                "preset to name them.",
+                SpectrasegWarning,
+                stacklevel=3,
+            )
+        seen.update(source.names)
 
 
 def _reference_grid(
