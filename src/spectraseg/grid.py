@@ -58,7 +58,7 @@ class Grid:
         """The sub-grid covered by `window` (which may extend past the edges)."""
         return Grid(
             crs=self.crs,
-            transform=self.transform * Affine.translation(window.col_off, window.row_off),
+            transform=self.transform @ Affine.translation(window.col_off, window.row_off),
             width=int(window.width),
             height=int(window.height),
         )

@@ -262,7 +262,7 @@ class RasterStack:
                                          self.grid.height / dataset.height)
         dy, dx = source.shift_px
         if dx or dy:
-            src_transform = src_transform * Affine.translation(-dx, -dy)
+            src_transform = src_transform @ Affine.translation(-dx, -dy)
         same = (
             not (dx or dy)
             and own.shape == self.grid.shape
