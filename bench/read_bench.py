@@ -34,12 +34,15 @@ def write_synthetic(path: Path, size: int, bands: int, resolution: float) -> Non
     """Smooth synthetic bands with mild noise, written strip by strip (bounded memory)."""
     if path.exists():
         return
-    pixels = int(round(size * 10 / resolution))
-    grid = Grid(CRS.from_epsg(32633), Affine(resolution, 0, 300000, 0, -resolution, 5900000),
-                pixels, pixels)
+    pixels = round(size * 10 / resolution)
+    grid = Grid(
+        CRS.from_epsg(32633), Affine(resolution, 0, 300000, 0, -resolution, 5900000), pixels, pixels
+    )
     rng = np.random.default_rng(0)
     cols = np.arange(pixels, dtype=np.float32)
-    with RasterWriter(path, grid, bands, "uint16", band_names=[f"b{i}" for i in range(bands)]) as out:
+    with RasterWriter(
+        path, grid, bands, "uint16", band_names=[f"b{i}" for i in range(bands)]
+    ) as out:
         for row in range(0, pixels, STRIP):
             rows = np.arange(row, min(row + STRIP, pixels), dtype=np.float32)[:, None]
             base = 2000 + 800 * np.sin(rows / 97.0) * np.cos(cols / 131.0)
@@ -54,7 +57,9 @@ def read_all(paths: list[Path], window_px: int) -> tuple[float, int]:
         height, width = stack.shape
         for row in range(0, height, window_px):
             for col in range(0, width, window_px):
-                stack.read(Window(col, row, min(window_px, width - col), min(window_px, height - row)))
+                stack.read(
+                    Window(col, row, min(window_px, width - col), min(window_px, height - row))
+                )
         pixels = height * width
         count = stack.count
     elapsed = time.perf_counter() - started
@@ -68,21 +73,30 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/spectraseg-bench"))
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}"
+    )
     single = args.workdir / f"single_{args.size}.tif"
     started = time.perf_counter()
     write_synthetic(single, args.size, 8, 10.0)
     mixed = [args.workdir / f"mixed_{args.size}_{name}.tif" for name in ("10m", "20m", "60m")]
     for path, bands, resolution in zip(mixed, (4, 3, 1), (10.0, 20.0, 60.0), strict=True):
         write_synthetic(path, args.size, bands, resolution)
-    print(f"inputs ready in {time.perf_counter() - started:.0f} s; peak RSS so far "
-          f"{peak_rss_mb():.0f} MB")
+    print(
+        f"inputs ready in {time.perf_counter() - started:.0f} s; peak RSS so far "
+        f"{peak_rss_mb():.0f} MB"
+    )
     rate, count = read_all([single], args.window)
-    print(f"single file, {args.size}^2 x {count} bands, {args.window}^2 windows: {rate:.1f} Mpix/s "
-          f"({rate * count:.0f} Mband-pixels/s); peak RSS {peak_rss_mb():.0f} MB")
+    print(
+        f"single file, {args.size}^2 x {count} bands, {args.window}^2 windows: {rate:.1f} Mpix/s "
+        f"({rate * count:.0f} Mband-pixels/s); peak RSS {peak_rss_mb():.0f} MB"
+    )
     rate, count = read_all(mixed, args.window)
-    print(f"mixed 10/20/60 m stack, {args.size}^2 x {count} bands on the 10 m grid: {rate:.1f} Mpix/s "
-          f"({rate * count:.0f} Mband-pixels/s); peak RSS {peak_rss_mb():.0f} MB")
+    print(
+        f"mixed 10/20/60 m stack, {args.size}^2 x {count} bands on the 10 m grid: "
+        f"{rate:.1f} Mpix/s "
+        f"({rate * count:.0f} Mband-pixels/s); peak RSS {peak_rss_mb():.0f} MB"
+    )
     print(f"peak RSS {peak_rss_mb():.0f} MB (target < 1024 MB)")
 
 

@@ -72,12 +72,18 @@ def test_labels_polygons_carry_a_class_property(tmp_path: Path) -> None:
 def test_dstl_layout_files_at_their_resolutions(tmp_path: Path) -> None:
     generate_sample(tmp_path, scenes=1, size=64, layout="dstl")
     shapes = {}
-    for path in [tmp_path / "three_band" / "scene_000.tif",
-                 *sorted((tmp_path / "sixteen_band").glob("scene_000_*.tif"))]:
+    for path in [
+        tmp_path / "three_band" / "scene_000.tif",
+        *sorted((tmp_path / "sixteen_band").glob("scene_000_*.tif")),
+    ]:
         with rasterio.open(path) as dataset:
             shapes[path.stem] = (dataset.count, dataset.height)
-    assert shapes == {"scene_000": (3, 64), "scene_000_P": (1, 64), "scene_000_M": (8, 16),
-                      "scene_000_A": (8, 8)}
+    assert shapes == {
+        "scene_000": (3, 64),
+        "scene_000_P": (1, 64),
+        "scene_000_M": (8, 16),
+        "scene_000_A": (8, 8),
+    }
     header = (tmp_path / "train_wkt_v4.csv").read_text().splitlines()[0]
     assert header == "ImageId,ClassType,MultipolygonWKT"
     assert (tmp_path / "grid_sizes.csv").read_text().startswith("ImageId,Xmax,Ymin")

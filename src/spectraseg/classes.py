@@ -122,7 +122,9 @@ def load_classes(path: str | Path) -> ClassList:
     try:
         raw = yaml.safe_load(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise LabelError(f"{source}: no such file. Write a classes.yaml next to the labels.") from None
+        raise LabelError(
+            f"{source}: no such file. Write a classes.yaml next to the labels."
+        ) from None
     except yaml.YAMLError as error:
         raise LabelError(f"{source}: not valid YAML ({error}).") from None
     if isinstance(raw, list):
@@ -139,7 +141,7 @@ def load_classes(path: str | Path) -> ClassList:
 
 def save_classes(classes: ClassList, path: str | Path, *, overwrite: bool = True) -> None:
     """Write a classes.yaml that `load_classes` reads back unchanged."""
-    document = {
+    document: dict[str, Any] = {
         "classes": [
             {
                 "name": c.name,

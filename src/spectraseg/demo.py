@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ def prepare_sample(out_dir: Path, *, scenes: int, size: int, overwrite: bool) ->
     return generate_sample(data, scenes=scenes, size=size, seed=0, overwrite=True)
 
 
-def summarize_sample(data: Path) -> dict[str, object]:
+def summarize_sample(data: Path) -> dict[str, Any]:
     """Scenes, bands and class shares of a sample folder."""
     import rasterio
 
@@ -49,6 +50,6 @@ def run_demo(out_dir: Path, *, minutes: float, scenes: int, size: int, overwrite
     summary = summarize_sample(data)
     write_text_atomic(out_dir / "sample_summary.json", json.dumps(summary, indent=2))
     print(f"sample: {summary['scenes']} scenes, {len(summary['bands'])} bands, {summary['grid']}")
-    for name, share in summary["class_shares"].items():  # type: ignore[attr-defined]
+    for name, share in summary["class_shares"].items():
         print(f"  {name:<10} {share:6.2%}")
     return out_dir

@@ -35,8 +35,10 @@ class Grid:
     @property
     def resolution(self) -> tuple[float, float]:
         """Pixel size (x, y) in CRS units, both positive."""
-        return (math.hypot(self.transform.a, self.transform.d),
-                math.hypot(self.transform.b, self.transform.e))
+        return (
+            math.hypot(self.transform.a, self.transform.d),
+            math.hypot(self.transform.b, self.transform.e),
+        )
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from affine import Affine
@@ -70,8 +70,9 @@ class SyntheticScene:
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma, mode="wrap")
-    return (field - field.mean()) / (field.std() + 1e-9)
+    field: np.ndarray = ndimage.gaussian_filter(rng.standard_normal(shape), sigma, mode="wrap")
+    standardized: np.ndarray = (field - field.mean()) / (field.std() + 1e-9)
+    return standardized
 
 
 def _draw_line(canvas: np.ndarray, start: np.ndarray, end: np.ndarray, width: float) -> None:
@@ -80,8 +81,12 @@ def _draw_line(canvas: np.ndarray, start: np.ndarray, end: np.ndarray, width: fl
     rows, cols = np.mgrid[0:height, 0:width_px]
     direction = end - start
     length2 = float(direction @ direction) or 1.0
-    t = np.clip(((rows - start[0]) * direction[0] + (cols - start[1]) * direction[1]) / length2, 0, 1)
-    distance2 = (rows - start[0] - t * direction[0]) ** 2 + (cols - start[1] - t * direction[1]) ** 2
+    t = np.clip(
+        ((rows - start[0]) * direction[0] + (cols - start[1]) * direction[1]) / length2, 0, 1
+    )
+    distance2 = (rows - start[0] - t * direction[0]) ** 2 + (
+        cols - start[1] - t * direction[1]
+    ) ** 2
     canvas |= distance2 <= (width / 2) ** 2
 
 
@@ -93,8 +98,9 @@ def _landscape(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndar
     parcels = rng.integers(10, 28)
     seeds = rng.uniform(0, size, (parcels, 2))
     rows, cols = np.mgrid[0:size, 0:size]
-    nearest = np.argmin((rows[..., None] - seeds[:, 0]) ** 2 + (cols[..., None] - seeds[:, 1]) ** 2,
-                        axis=-1)
+    nearest = np.argmin(
+        (rows[..., None] - seeds[:, 0]) ** 2 + (cols[..., None] - seeds[:, 1]) ** 2, axis=-1
+    )
     cropped = rng.random(parcels) < 0.45
     ids[cropped[nearest]] = 4
     soil = ~cropped[nearest] & (rng.random(parcels) < 0.4)[nearest]
@@ -105,7 +111,9 @@ def _landscape(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndar
     water = np.zeros(shape, dtype=bool)
     phase, amplitude = rng.uniform(0, 2 * np.pi), rng.uniform(0.05, 0.15) * size
     centre = rng.uniform(0.2, 0.8) * size
-    path = centre + amplitude * np.sin(np.linspace(0, 2 * np.pi, size) * rng.uniform(0.6, 1.4) + phase)
+    path = centre + amplitude * np.sin(
+        np.linspace(0, 2 * np.pi, size) * rng.uniform(0.6, 1.4) + phase
+    )
     river_width = rng.uniform(0.015, 0.03) * size + 2
     if rng.random() < 0.5:
         water |= np.abs(rows - path[None, :]) < river_width / 2
@@ -150,7 +158,7 @@ def _landscape(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndar
                 pr, pc = int(pool_centre[0]), int(pool_centre[1])
                 ps = int(rng.integers(2, 4))
                 if 0 <= pr - ps and pr + ps < size and 0 <= pc - ps and pc + ps < size:
-                    pools[pr - ps:pr + ps, pc - ps:pc + ps] = True
+                    pools[pr - ps : pr + ps, pc - ps : pc + ps] = True
     buildings &= ~roads & ~water
     ids[buildings] = 1
     pools &= ~roads & ~water & ~buildings
@@ -200,8 +208,9 @@ def class_polygons(class_ids: np.ndarray, grid: Grid) -> list[tuple[str, dict[st
     names = {spec.id: spec.name for spec in CLASSES.classes}
     return [
         (names[int(value)], geometry)
-        for geometry, value in shapes(class_ids, mask=class_ids > 0, transform=grid.transform,
-                                      connectivity=4)
+        for geometry, value in shapes(
+            class_ids, mask=class_ids > 0, transform=grid.transform, connectivity=4
+        )
     ]
 
 
@@ -210,10 +219,20 @@ def write_standard(scene: SyntheticScene, out_dir: Path, *, overwrite: bool) -> 
     from spectraseg.io.atomic import write_text_atomic
     from spectraseg.io.rasters import write_raster
 
-    write_raster(out_dir / "images" / f"{scene.name}.tif", scene.image, scene.grid,
-                 band_names=BAND_NAMES, overwrite=overwrite)
-    write_raster(out_dir / "masks" / f"{scene.name}.tif", scene.class_ids, scene.grid,
-                 band_names=("class_id",), overwrite=overwrite)
+    write_raster(
+        out_dir / "images" / f"{scene.name}.tif",
+        scene.image,
+        scene.grid,
+        band_names=BAND_NAMES,
+        overwrite=overwrite,
+    )
+    write_raster(
+        out_dir / "masks" / f"{scene.name}.tif",
+        scene.class_ids,
+        scene.grid,
+        band_names=("class_id",),
+        overwrite=overwrite,
+    )
     import json
 
     features = [
@@ -225,8 +244,9 @@ def write_standard(scene: SyntheticScene, out_dir: Path, *, overwrite: bool) -> 
         "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32633"}},
         "features": features,
     }
-    write_text_atomic(out_dir / "labels" / f"{scene.name}.geojson", json.dumps(document),
-                      overwrite=overwrite)
+    write_text_atomic(
+        out_dir / "labels" / f"{scene.name}.geojson", json.dumps(document), overwrite=overwrite
+    )
 
 
 # DSTL layout: the 3-band RGB image and P at full resolution, M (8 bands) at a quarter and A
@@ -240,8 +260,16 @@ DSTL_GRID_SIZE = (0.00918, -0.00904)  # Xmax, Ymin of a typical competition imag
 def _dstl_bands(image: np.ndarray) -> dict[str, np.ndarray]:
     band = dict(zip(BAND_NAMES, image, strict=True))
     swir = [band["swir_1"] + (band["swir_2"] - band["swir_1"]) * i / 7 for i in range(8)]
-    multispectral = [band["coastal"], band["blue"], band["green"], (band["green"] + band["red"]) / 2,
-                     band["red"], band["red_edge"], band["nir"], band["nir"] * 0.95]
+    multispectral = [
+        band["coastal"],
+        band["blue"],
+        band["green"],
+        (band["green"] + band["red"]) / 2,
+        band["red"],
+        band["red_edge"],
+        band["nir"],
+        band["nir"] * 0.95,
+    ]
     pan = (band["blue"] + band["green"] + band["red"] + band["nir"]) / 4
     return {
         "": np.stack([band["red"], band["green"], band["blue"]]),
@@ -264,19 +292,23 @@ def write_dstl(scenes: Sequence[SyntheticScene], out_dir: Path, *, overwrite: bo
     )
     from spectraseg.io.rasters import write_raster
 
-    rows: list[tuple[str, int, object]] = []
+    rows: list[tuple[str, int, Any]] = []
     sizes: dict[str, tuple[float, float]] = {}
     for scene in scenes:
         height, width = scene.class_ids.shape
         for suffix, bands in _dstl_bands(scene.image).items():
             factor = DSTL_FACTORS[suffix]
             if factor > 1:
-                bands = bands.reshape(bands.shape[0], height // factor, factor, width // factor,
-                                      factor).mean(axis=(2, 4))
+                bands = bands.reshape(
+                    bands.shape[0], height // factor, factor, width // factor, factor
+                ).mean(axis=(2, 4))
             grid = Grid(None, Affine.identity(), bands.shape[2], bands.shape[1])
             digital = np.clip(np.round(bands * DSTL_DN_SCALE), 0, 2047).astype(np.uint16)
-            folder, stem = ("three_band", scene.name) if suffix == "" else (
-                "sixteen_band", f"{scene.name}_{suffix}")
+            folder, stem = (
+                ("three_band", scene.name)
+                if suffix == ""
+                else ("sixteen_band", f"{scene.name}_{suffix}")
+            )
             write_raster(out_dir / folder / f"{stem}.tif", digital, grid, overwrite=overwrite)
         xmax, ymin = DSTL_GRID_SIZE
         sizes[scene.name] = (xmax, ymin)
@@ -290,7 +322,7 @@ def write_dstl(scenes: Sequence[SyntheticScene], out_dir: Path, *, overwrite: bo
             polygons = list(getattr(merged, "geoms", [merged])) if not merged.is_empty else []
             multipolygon = MultiPolygon([p for p in polygons if p.geom_type == "Polygon"])
             rows.append((scene.name, spec.id, transform_geometry(multipolygon, to_normalized)))
-    write_wkt_csv(out_dir / "train_wkt_v4.csv", rows, overwrite=overwrite)  # type: ignore[arg-type]
+    write_wkt_csv(out_dir / "train_wkt_v4.csv", rows, overwrite=overwrite)
     write_grid_sizes(out_dir / "grid_sizes.csv", sizes, overwrite=overwrite)
 
 

@@ -29,9 +29,13 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_global_options_work_before_and_after_the_verb(tmp_path: Path) -> None:
     assert main(["-q", "sample", str(tmp_path / "a"), "--scenes", "1", "--size", "32"]) == 0
     assert main(["sample", str(tmp_path / "a"), "--scenes", "1", "--size", "32"]) == 2
-    assert main(["sample", str(tmp_path / "a"), "--scenes", "1", "--size", "32",
-                 "--overwrite", "-q"]) == 0
-    assert main(["--overwrite", "sample", str(tmp_path / "a"), "--scenes", "1", "--size", "32"]) == 0
+    assert (
+        main(["sample", str(tmp_path / "a"), "--scenes", "1", "--size", "32", "--overwrite", "-q"])
+        == 0
+    )
+    assert (
+        main(["--overwrite", "sample", str(tmp_path / "a"), "--scenes", "1", "--size", "32"]) == 0
+    )
 
 
 def test_user_error_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
@@ -91,6 +95,10 @@ def test_sample_refuses_to_overwrite_and_leaves_the_old_files(tmp_path: Path) ->
 
 
 def test_console_script_runs_as_a_module() -> None:
-    result = subprocess.run([sys.executable, "-m", "spectraseg", "--version"], capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "spectraseg", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0 and __version__ in result.stdout

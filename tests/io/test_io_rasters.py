@@ -276,9 +276,17 @@ def test_alpha_band_is_validity_not_a_band(tmp_path: Path) -> None:
     data = np.full((4, 8, 8), 100, dtype=np.uint8)
     data[3] = 255
     data[3, :2] = 0
-    profile = {"driver": "GTiff", "width": 8, "height": 8, "count": 4, "dtype": "uint8",
-               "crs": UTM, "transform": Affine(10, 0, 0, 0, -10, 0), "photometric": "RGB",
-               "alpha": "YES"}
+    profile = {
+        "driver": "GTiff",
+        "width": 8,
+        "height": 8,
+        "count": 4,
+        "dtype": "uint8",
+        "crs": UTM,
+        "transform": Affine(10, 0, 0, 0, -10, 0),
+        "photometric": "RGB",
+        "alpha": "YES",
+    }
     with rasterio.open(tmp_path / "rgba.tif", "w", **profile) as out:
         out.write(data)
         assert out.colorinterp[3] == ColorInterp.alpha
@@ -290,8 +298,9 @@ def test_alpha_band_is_validity_not_a_band(tmp_path: Path) -> None:
 
 def test_png_and_vrt_inputs_read_like_geotiffs(tmp_path: Path) -> None:
     data = (np.arange(3 * 16 * 16) % 251).astype(np.uint8).reshape(3, 16, 16)
-    with rasterio.open(tmp_path / "a.png", "w", driver="PNG", width=16, height=16, count=3,
-                       dtype="uint8") as out:
+    with rasterio.open(
+        tmp_path / "a.png", "w", driver="PNG", width=16, height=16, count=3, dtype="uint8"
+    ) as out:
         out.write(data)
     write_raster(tmp_path / "b.tif", data.astype(np.float32), grid_at(10, 16))
     vrt = f"""<VRTDataset rasterXSize="16" rasterYSize="16">
@@ -303,9 +312,10 @@ def test_png_and_vrt_inputs_read_like_geotiffs(tmp_path: Path) -> None:
   </VRTRasterBand>
 </VRTDataset>"""
     (tmp_path / "c.vrt").write_text(vrt)
-    with pytest.warns(SpectrasegWarning, match="pixel coordinates"), open_stack(
-        tmp_path / "a.png"
-    ) as stack:
+    with (
+        pytest.warns(SpectrasegWarning, match="pixel coordinates"),
+        open_stack(tmp_path / "a.png") as stack,
+    ):
         assert np.array_equal(stack.read()[0], data)
     with open_stack(tmp_path / "c.vrt") as stack:
         assert np.array_equal(stack.read()[0][0], data[1])

@@ -21,7 +21,17 @@ from spectraseg.errors import SpectrasegError, SpectrasegWarning
 
 # The order verbs are listed in `--help`: the workflow's order. Every module in
 # spectraseg/cli/commands is a verb (its name with "_" as "-"); unlisted ones come last.
-VERB_ORDER = ("demo", "sample", "info", "train", "search", "predict", "vectorize", "evaluate", "config")
+VERB_ORDER = (
+    "demo",
+    "sample",
+    "info",
+    "train",
+    "search",
+    "predict",
+    "vectorize",
+    "evaluate",
+    "config",
+)
 
 EXIT_USER_ERROR = 2
 
@@ -37,16 +47,35 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress_defaults: b
         return argparse.SUPPRESS if suppress_defaults else value
 
     group = parser.add_argument_group("global options")
-    group.add_argument("--debug", action="store_true", default=default(False),
-                       help="show tracebacks for user errors too")
-    group.add_argument("--overwrite", action="store_true", default=default(False),
-                       help="replace existing outputs")
-    group.add_argument("-v", "--verbose", action="count", default=default(0),
-                       help="more log output (repeat for debug logs)")
-    group.add_argument("-q", "--quiet", action="store_true", default=default(False),
-                       help="only warnings and errors, no progress bars")
-    group.add_argument("--accelerator", choices=("cpu", "cuda", "auto"), default=default("auto"),
-                       help="where to run models (default: auto, a GPU when present)")
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=default(False),
+        help="show tracebacks for user errors too",
+    )
+    group.add_argument(
+        "--overwrite", action="store_true", default=default(False), help="replace existing outputs"
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default(0),
+        help="more log output (repeat for debug logs)",
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default(False),
+        help="only warnings and errors, no progress bars",
+    )
+    group.add_argument(
+        "--accelerator",
+        choices=("cpu", "cuda", "auto"),
+        default=default("auto"),
+        help="where to run models (default: auto, a GPU when present)",
+    )
 
 
 def discover_verbs() -> list[str]:
@@ -86,7 +115,9 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     warnings.showwarning = _log_warning
 
 
-def _log_warning(message: Warning | str, category: type[Warning], *args: object, **kw: object) -> None:
+def _log_warning(
+    message: Warning | str, category: type[Warning], *args: object, **kw: object
+) -> None:
     logging.getLogger("spectraseg").warning("%s", message)
 
 

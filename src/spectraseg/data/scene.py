@@ -31,9 +31,13 @@ class Scene:
         if channels != len(self.band_names):
             raise ValueError(f"{self.name}: {channels} bands but {len(self.band_names)} names")
         if self.valid.shape != (height, width):
-            raise ValueError(f"{self.name}: valid mask {self.valid.shape} != image {(height, width)}")
+            raise ValueError(
+                f"{self.name}: valid mask {self.valid.shape} != image {(height, width)}"
+            )
         if self.mask is not None and self.mask.shape[1:] != (height, width):
-            raise ValueError(f"{self.name}: mask {self.mask.shape} does not fit image {(height, width)}")
+            raise ValueError(
+                f"{self.name}: mask {self.mask.shape} does not fit image {(height, width)}"
+            )
 
     @property
     def num_bands(self) -> int:

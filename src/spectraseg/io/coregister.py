@@ -67,8 +67,9 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, upsample: int =
     peak[peak > size // 2] -= size[peak > size // 2]
     region = int(np.ceil(upsample * 1.5))
     centre = region // 2
-    refined = _upsampled_dft(cross, region, upsample,
-                             (centre - peak[0] * upsample, centre - peak[1] * upsample))
+    refined = _upsampled_dft(
+        cross, region, upsample, (centre - peak[0] * upsample, centre - peak[1] * upsample)
+    )
     fine = np.array(np.unravel_index(np.argmax(np.abs(refined)), refined.shape), dtype=float)
     shift = peak + (fine - centre) / upsample
     return (round(float(shift[0]), 6) + 0.0, round(float(shift[1]), 6) + 0.0)
@@ -114,32 +115,34 @@ def estimate_stack_shifts(
         names = list(stack.band_names)
         signals: dict[str, np.ndarray] = {}
         start = 0
-        for source in stack._files:  # noqa: SLF001 - the per-file band split lives there
+        for source in stack._files:
             count = len(source.names)
             chosen = (bands or {}).get(source.path.name)
             if chosen is not None:
                 if chosen not in source.names:
-                    raise RasterError(f"{source.path}: no band {chosen!r} to co-register on; "
-                                      f"bands are {', '.join(source.names)}.")
+                    raise RasterError(
+                        f"{source.path}: no band {chosen!r} to co-register on; "
+                        f"bands are {', '.join(source.names)}."
+                    )
                 band = image[names.index(chosen)]
                 signals[source.path.name] = _intensity(band[None], valid)
             else:
-                signals[source.path.name] = _intensity(image[start:start + count], valid)
+                signals[source.path.name] = _intensity(image[start : start + count], valid)
             start += count
-        reference_name = (os.path.basename(os.fspath(reference)) if reference
-                          else _finest(stack))
+        reference_name = os.path.basename(os.fspath(reference)) if reference else _finest(stack)
     shifts: dict[str, Shift] = {}
     for name, signal in signals.items():
         if name == reference_name:
             continue
         shifts[name] = estimate_shift(signals[reference_name], signal, upsample=upsample)
-        log.info("%s: shift against %s is %+.2f rows, %+.2f columns", name, reference_name,
-                 *shifts[name])
+        log.info(
+            "%s: shift against %s is %+.2f rows, %+.2f columns", name, reference_name, *shifts[name]
+        )
     return shifts
 
 
 def _finest(stack: object) -> str:
-    files = stack._files  # type: ignore[attr-defined]  # noqa: SLF001
+    files = stack._files  # type: ignore[attr-defined]
     grid = stack.grid  # type: ignore[attr-defined]
     for source in files:
         if (source.dataset.width, source.dataset.height) == (grid.width, grid.height):

@@ -41,8 +41,12 @@ def summarize_stack(
             "files": [str(path) for path in stack.paths],
             "valid_fraction": valid_pixels / (height * width),
             "bands": [
-                {"name": name, "min": float(low[i]) if valid_pixels else float("nan"),
-                 "mean": float(mean[i]), "max": float(high[i]) if valid_pixels else float("nan")}
+                {
+                    "name": name,
+                    "min": float(low[i]) if valid_pixels else float("nan"),
+                    "mean": float(mean[i]),
+                    "max": float(high[i]) if valid_pixels else float("nan"),
+                }
                 for i, name in enumerate(stack.band_names)
             ],
         }

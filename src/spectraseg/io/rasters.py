@@ -69,7 +69,9 @@ class _SourceFile:
 
 def list_raster_files(folder: Path) -> list[Path]:
     """Raster files directly inside `folder`, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES and p.is_file())
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES and p.is_file()
+    )
 
 
 def _expand_inputs(inputs: PathLike | Sequence[PathLike]) -> list[Path]:
@@ -80,7 +82,9 @@ def _expand_inputs(inputs: PathLike | Sequence[PathLike]) -> list[Path]:
         if path.is_dir():
             found = list_raster_files(path)
             if not found:
-                raise RasterError(f"{path}: folder holds no raster files ({', '.join(RASTER_SUFFIXES)}).")
+                raise RasterError(
+                    f"{path}: folder holds no raster files ({', '.join(RASTER_SUFFIXES)})."
+                )
             paths.extend(found)
         else:
             paths.append(path)
@@ -202,7 +206,9 @@ def _reference_grid(
             raise ConfigError(f"{reference}: the reference raster is not among the inputs.")
         chosen = matches[0]
     elif all(georeferenced):
-        chosen = min(range(len(grids)), key=lambda i: grids[i].resolution[0] * grids[i].resolution[1])
+        chosen = min(
+            range(len(grids)), key=lambda i: grids[i].resolution[0] * grids[i].resolution[1]
+        )
     else:
         chosen = max(range(len(grids)), key=lambda i: grids[i].width * grids[i].height)
     grid = grids[chosen]
@@ -221,8 +227,10 @@ def _reference_grid(
             raise ConfigError("resolution can only be set for georeferenced rasters.")
         grid = grid.with_resolution(resolution)
     if grid.width < 2 or grid.height < 2:
-        raise RasterError(f"{files[chosen].path}: the stacked grid is {grid.width} x {grid.height} px; "
-                          "at least 2 x 2 is needed.")
+        raise RasterError(
+            f"{files[chosen].path}: the stacked grid is {grid.width} x {grid.height} px; "
+            "at least 2 x 2 is needed."
+        )
     return grid
 
 
@@ -265,17 +273,22 @@ class RasterStack:
         else:
             # Aligned by extent: the file's pixels are stretched over the reference image.
             src_crs = PIXEL_SPACE_CRS
-            src_transform = Affine.scale(self.grid.width / dataset.width,
-                                         self.grid.height / dataset.height)
+            src_transform = Affine.scale(
+                self.grid.width / dataset.width, self.grid.height / dataset.height
+            )
         dy, dx = source.shift_px
         if dx or dy:
             src_transform = src_transform @ Affine.translation(-dx, -dy)
         same = (
             not (dx or dy)
             and own.shape == self.grid.shape
-            and (not self.grid.is_georeferenced
-                 or (own.crs == self.grid.crs
-                     and own.transform.almost_equals(self.grid.transform, SAME_GRID_TOLERANCE)))
+            and (
+                not self.grid.is_georeferenced
+                or (
+                    own.crs == self.grid.crs
+                    and own.transform.almost_equals(self.grid.transform, SAME_GRID_TOLERANCE)
+                )
+            )
         )
         if same:
             return dataset
@@ -322,21 +335,28 @@ class RasterStack:
         valid[target] = inside_valid
         return image, valid
 
-    def _read_source(self, source: _SourceFile, window: Window) -> tuple[list[np.ndarray], np.ndarray]:
+    def _read_source(
+        self, source: _SourceFile, window: Window
+    ) -> tuple[list[np.ndarray], np.ndarray]:
         assert source.reader is not None
         try:
             raw = source.reader.read(source.indexes, window=window, out_dtype=np.float32)
             masks = source.reader.read_masks(source.indexes, window=window)
         except RasterioError as error:
             detail = str(error).split("\n")[0]
-            raise RasterError(f"{source.path}: cannot read pixels; the file may be truncated or "
-                              f"corrupt ({detail}).") from None
+            raise RasterError(
+                f"{source.path}: cannot read pixels; the file may be truncated or "
+                f"corrupt ({detail})."
+            ) from None
         valid = np.all(masks > 0, axis=0)
         finite = np.all(np.isfinite(raw), axis=0)
         if not finite.all():
             if not source.warned_nonfinite:
-                warnings.warn(f"{source.path}: NaN or infinite pixels are treated as nodata.",
-                              SpectrasegWarning, stacklevel=3)
+                warnings.warn(
+                    f"{source.path}: NaN or infinite pixels are treated as nodata.",
+                    SpectrasegWarning,
+                    stacklevel=3,
+                )
                 source.warned_nonfinite = True
             valid &= finite
             raw = np.where(finite[None], raw, 0.0).astype(np.float32)
@@ -359,7 +379,10 @@ class RasterStack:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -392,8 +415,9 @@ def open_stack(
     try:
         method = Resampling[resampling]
     except KeyError:
-        raise ConfigError(f"unknown resampling {resampling!r}; use one of "
-                          f"{', '.join(r.name for r in Resampling)}") from None
+        raise ConfigError(
+            f"unknown resampling {resampling!r}; use one of {', '.join(r.name for r in Resampling)}"
+        ) from None
     datasets: list[DatasetReader] = []
     try:
         for path in paths:
@@ -430,12 +454,16 @@ def _select(files: Sequence[_SourceFile], band_names: Sequence[str] | None) -> l
     missing = [name for name in band_names if name not in available]
     if missing:
         where = ", ".join(str(f.path) for f in files)
-        raise BandError(f"{where}: no band named {', '.join(map(repr, missing))}; "
-                        f"bands are {', '.join(available)}.")
+        raise BandError(
+            f"{where}: no band named {', '.join(map(repr, missing))}; "
+            f"bands are {', '.join(available)}."
+        )
     return [available.index(name) for name in band_names]
 
 
-def _profile(grid: Grid, count: int, dtype: str, nodata: float | None, compress: str) -> dict[str, Any]:
+def _profile(
+    grid: Grid, count: int, dtype: str, nodata: float | None, compress: str
+) -> dict[str, Any]:
     tiled = grid.width >= 256 and grid.height >= 256
     profile: dict[str, Any] = {
         "driver": "GTiff",
@@ -516,7 +544,10 @@ class RasterWriter:
         self.write(array, Window(0, row_off, self.grid.width, array.shape[1]))
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         assert self._dataset is not None
         try:
@@ -533,9 +564,14 @@ class RasterWriter:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                    rasterio.shutil.copy(self._temporary, converted, driver="COG",
-                                         compress=self._profile["compress"].upper(),
-                                         overview_resampling="average", blocksize=256)
+                    rasterio.shutil.copy(
+                        self._temporary,
+                        converted,
+                        driver="COG",
+                        compress=self._profile["compress"].upper(),
+                        overview_resampling="average",
+                        blocksize=256,
+                    )
                 os.replace(converted, self.path)
             finally:
                 with contextlib.suppress(FileNotFoundError):
@@ -560,8 +596,17 @@ def write_raster(
     if data.shape[1:] != grid.shape:
         raise ValueError(f"array {data.shape[1:]} does not match grid {grid.shape}")
     dtype = "uint8" if data.dtype == bool else str(data.dtype)
-    with RasterWriter(path, grid, data.shape[0], dtype, band_names=band_names, nodata=nodata,
-                      tags=tags, overwrite=overwrite, cog=cog) as writer:
+    with RasterWriter(
+        path,
+        grid,
+        data.shape[0],
+        dtype,
+        band_names=band_names,
+        nodata=nodata,
+        tags=tags,
+        overwrite=overwrite,
+        cog=cog,
+    ) as writer:
         writer.write(data)
 
 
@@ -573,5 +618,8 @@ def read_tags(path: PathLike) -> dict[str, str]:
 
 def same_grid(a: Grid, b: Grid, tolerance: float = 1e-6) -> bool:
     """True when two grids have the same shape, CRS and (almost) the same transform."""
-    return (a.shape == b.shape and a.crs == b.crs
-            and a.transform.almost_equals(b.transform, tolerance * max(1.0, math.fabs(a.transform.a))))
+    return (
+        a.shape == b.shape
+        and a.crs == b.crs
+        and a.transform.almost_equals(b.transform, tolerance * max(1.0, math.fabs(a.transform.a)))
+    )

@@ -55,45 +55,102 @@ def _bands(*entries: tuple[str, str, float | None]) -> tuple[BandSpec, ...]:
 
 
 SENTINEL2_BANDS = _bands(
-    ("B01", "coastal", 60), ("B02", "blue", 10), ("B03", "green", 10), ("B04", "red", 10),
-    ("B05", "red_edge_1", 20), ("B06", "red_edge_2", 20), ("B07", "red_edge_3", 20),
-    ("B08", "nir", 10), ("B8A", "nir_narrow", 20), ("B09", "water_vapour", 60),
-    ("B10", "cirrus", 60), ("B11", "swir_1", 20), ("B12", "swir_2", 20),
+    ("B01", "coastal", 60),
+    ("B02", "blue", 10),
+    ("B03", "green", 10),
+    ("B04", "red", 10),
+    ("B05", "red_edge_1", 20),
+    ("B06", "red_edge_2", 20),
+    ("B07", "red_edge_3", 20),
+    ("B08", "nir", 10),
+    ("B8A", "nir_narrow", 20),
+    ("B09", "water_vapour", 60),
+    ("B10", "cirrus", 60),
+    ("B11", "swir_1", 20),
+    ("B12", "swir_2", 20),
 )
 
-WORLDVIEW3_MS = (("coastal", "coastal"), ("blue", "blue"), ("green", "green"),
-                 ("yellow", "yellow"), ("red", "red"), ("red_edge", "red_edge"),
-                 ("nir1", "nir"), ("nir2", "nir_2"))
+WORLDVIEW3_MS = (
+    ("coastal", "coastal"),
+    ("blue", "blue"),
+    ("green", "green"),
+    ("yellow", "yellow"),
+    ("red", "red"),
+    ("red_edge", "red_edge"),
+    ("nir1", "nir"),
+    ("nir2", "nir_2"),
+)
 
 SENSORS: dict[str, SensorPreset] = {
     # Level-1C/2A products store reflectance x 10000; from processing baseline 04.00 (January
     # 2022) a +1000 radiometric offset is added, so `sentinel2_pb04` subtracts it.
-    "sentinel2": SensorPreset("sentinel2", SENTINEL2_BANDS, scale=1e-4, offset=0.0,
-                              description="Sentinel-2 before processing baseline 04.00"),
-    "sentinel2_pb04": SensorPreset("sentinel2_pb04", SENTINEL2_BANDS, scale=1e-4, offset=-0.1,
-                                   description="Sentinel-2 from processing baseline 04.00"),
+    "sentinel2": SensorPreset(
+        "sentinel2",
+        SENTINEL2_BANDS,
+        scale=1e-4,
+        offset=0.0,
+        description="Sentinel-2 before processing baseline 04.00",
+    ),
+    "sentinel2_pb04": SensorPreset(
+        "sentinel2_pb04",
+        SENTINEL2_BANDS,
+        scale=1e-4,
+        offset=-0.1,
+        description="Sentinel-2 from processing baseline 04.00",
+    ),
     # Collection 2 Level-2 surface reflectance: dn x 2.75e-5 - 0.2.
-    "landsat8": SensorPreset("landsat8", _bands(
-        ("SR_B1", "coastal", 30), ("SR_B2", "blue", 30), ("SR_B3", "green", 30),
-        ("SR_B4", "red", 30), ("SR_B5", "nir", 30), ("SR_B6", "swir_1", 30),
-        ("SR_B7", "swir_2", 30)), scale=2.75e-5, offset=-0.2,
-        description="Landsat 8/9 Collection 2 Level-2"),
-    "landsat7": SensorPreset("landsat7", _bands(
-        ("SR_B1", "blue", 30), ("SR_B2", "green", 30), ("SR_B3", "red", 30),
-        ("SR_B4", "nir", 30), ("SR_B5", "swir_1", 30), ("SR_B7", "swir_2", 30)),
-        scale=2.75e-5, offset=-0.2, description="Landsat 7 Collection 2 Level-2"),
-    "worldview3": SensorPreset("worldview3", _bands(
-        *((band_id, name, 1.24) for band_id, name in WORLDVIEW3_MS),
-        *((f"swir{i}", f"swir_{i}", 3.7) for i in range(1, 9)),
-        ("pan", "pan", 0.31)), description="WorldView-3 (DN; calibrate upstream)"),
+    "landsat8": SensorPreset(
+        "landsat8",
+        _bands(
+            ("SR_B1", "coastal", 30),
+            ("SR_B2", "blue", 30),
+            ("SR_B3", "green", 30),
+            ("SR_B4", "red", 30),
+            ("SR_B5", "nir", 30),
+            ("SR_B6", "swir_1", 30),
+            ("SR_B7", "swir_2", 30),
+        ),
+        scale=2.75e-5,
+        offset=-0.2,
+        description="Landsat 8/9 Collection 2 Level-2",
+    ),
+    "landsat7": SensorPreset(
+        "landsat7",
+        _bands(
+            ("SR_B1", "blue", 30),
+            ("SR_B2", "green", 30),
+            ("SR_B3", "red", 30),
+            ("SR_B4", "nir", 30),
+            ("SR_B5", "swir_1", 30),
+            ("SR_B7", "swir_2", 30),
+        ),
+        scale=2.75e-5,
+        offset=-0.2,
+        description="Landsat 7 Collection 2 Level-2",
+    ),
+    "worldview3": SensorPreset(
+        "worldview3",
+        _bands(
+            *((band_id, name, 1.24) for band_id, name in WORLDVIEW3_MS),
+            *((f"swir{i}", f"swir_{i}", 3.7) for i in range(1, 9)),
+            ("pan", "pan", 0.31),
+        ),
+        description="WorldView-3 (DN; calibrate upstream)",
+    ),
     # DSTL: the 3-band image is pan-sharpened RGB at 0.3 m; P pan; M the 8 WorldView-3 MS bands
     # at 1.2 m; A the 8 SWIR bands at 7.5 m. Names stay unique across the four files.
-    "dstl": SensorPreset("dstl", _bands(
-        ("R", "rgb_red", 0.3), ("G", "rgb_green", 0.3), ("B", "rgb_blue", 0.3),
-        ("P", "pan", 0.3),
-        *((f"M{i + 1}", name, 1.2) for i, (_, name) in enumerate(WORLDVIEW3_MS)),
-        *((f"A{i}", f"swir_{i}", 7.5) for i in range(1, 9))),
-        description="DSTL Satellite Imagery Feature Detection (WorldView-3)"),
+    "dstl": SensorPreset(
+        "dstl",
+        _bands(
+            ("R", "rgb_red", 0.3),
+            ("G", "rgb_green", 0.3),
+            ("B", "rgb_blue", 0.3),
+            ("P", "pan", 0.3),
+            *((f"M{i + 1}", name, 1.2) for i, (_, name) in enumerate(WORLDVIEW3_MS)),
+            *((f"A{i}", f"swir_{i}", 7.5) for i in range(1, 9)),
+        ),
+        description="DSTL Satellite Imagery Feature Detection (WorldView-3)",
+    ),
 }
 
 # How many bands each DSTL file holds, and the id prefix of its bands, by file suffix.

@@ -16,15 +16,22 @@ def add_parser(subparsers: Any) -> None:
         description="Generate the built-in sample, train, predict the held-out scene, vectorize "
         "and evaluate; DIR/scores.json holds the scores. Re-running continues in DIR.",
     )
-    parser.add_argument("--out", type=Path, default=Path("demo"), metavar="DIR",
-                        help="output folder (default: ./demo)")
-    parser.add_argument("--minutes", type=float, default=4.0,
-                        help="training time budget in minutes (default 4)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("demo"),
+        metavar="DIR",
+        help="output folder (default: ./demo)",
+    )
+    parser.add_argument(
+        "--minutes", type=float, default=4.0, help="training time budget in minutes (default 4)"
+    )
     parser.add_argument("--scenes", type=int, default=6, help="number of sample scenes (default 6)")
     parser.add_argument("--size", type=int, default=256, help="scene size in px (default 256)")
 
 
 def run(args: argparse.Namespace) -> int:
-    run_demo(args.out, minutes=args.minutes, scenes=args.scenes, size=args.size,
-             overwrite=args.overwrite)
+    run_demo(
+        args.out, minutes=args.minutes, scenes=args.scenes, size=args.size, overwrite=args.overwrite
+    )
     return 0

@@ -21,14 +21,23 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     parser.add_argument("--scenes", type=int, default=4, help="number of scenes (default 4)")
-    parser.add_argument("--size", type=int, default=256, help="width and height in px (default 256)")
+    parser.add_argument(
+        "--size", type=int, default=256, help="width and height in px (default 256)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--layout", choices=("standard", "dstl"), default="standard")
 
 
 def run(args: argparse.Namespace) -> int:
-    folder = generate_sample(args.out_dir, scenes=args.scenes, size=args.size, seed=args.seed,
-                             layout=args.layout, overwrite=args.overwrite)
-    log.info("wrote %d scenes of %d px (%s layout) to %s", args.scenes, args.size, args.layout,
-             folder)
+    folder = generate_sample(
+        args.out_dir,
+        scenes=args.scenes,
+        size=args.size,
+        seed=args.seed,
+        layout=args.layout,
+        overwrite=args.overwrite,
+    )
+    log.info(
+        "wrote %d scenes of %d px (%s layout) to %s", args.scenes, args.size, args.layout, folder
+    )
     return 0
