@@ -10,8 +10,11 @@ through `open_stack`, printing Mpix/s and the process's peak RSS. Peak RSS must 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,9 +24,16 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from spectraseg.grid import Grid
-from spectraseg.io.rasters import RasterWriter, open_stack
+from spectraseg.io.rasters import RasterWriter, limit_gdal_cache, open_stack
 
 STRIP = 500
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
 
 
 def peak_rss_mb() -> float:
@@ -71,21 +81,24 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=10000)
     parser.add_argument("--window", type=int, default=1024)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/spectraseg-bench"))
+    parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    limit_gdal_cache()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    print(
-        f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}"
-    )
     single = args.workdir / f"single_{args.size}.tif"
-    started = time.perf_counter()
-    write_synthetic(single, args.size, 8, 10.0)
     mixed = [args.workdir / f"mixed_{args.size}_{name}.tif" for name in ("10m", "20m", "60m")]
-    for path, bands, resolution in zip(mixed, (4, 3, 1), (10.0, 20.0, 60.0), strict=True):
-        write_synthetic(path, args.size, bands, resolution)
-    print(
-        f"inputs ready in {time.perf_counter() - started:.0f} s; peak RSS so far "
-        f"{peak_rss_mb():.0f} MB"
-    )
+    if args.prepare_only:
+        write_synthetic(single, args.size, 8, 10.0)
+        for path, bands, resolution in zip(mixed, (4, 3, 1), (10.0, 20.0, 60.0), strict=True):
+            write_synthetic(path, args.size, bands, resolution)
+        print(f"writer peak RSS {peak_rss_mb():.0f} MB")
+        return
+    print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs, python {platform.python_version()}")
+    started = time.perf_counter()
+    # Inputs are written by a child process so that this one's peak RSS is the reading alone.
+    command = [sys.executable, __file__, "--prepare-only", "--size", str(args.size)]
+    subprocess.run([*command, "--workdir", str(args.workdir)], check=True)
+    print(f"inputs ready in {time.perf_counter() - started:.0f} s")
     rate, count = read_all([single], args.window)
     print(
         f"single file, {args.size}^2 x {count} bands, {args.window}^2 windows: {rate:.1f} Mpix/s "

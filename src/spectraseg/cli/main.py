@@ -18,6 +18,7 @@ from types import ModuleType
 from spectraseg import __version__
 from spectraseg.cli import commands
 from spectraseg.errors import SpectrasegError, SpectrasegWarning
+from spectraseg.io.rasters import limit_gdal_cache
 
 # The order verbs are listed in `--help`: the workflow's order. Every module in
 # spectraseg/cli/commands is a verb (its name with "_" as "-"); unlisted ones come last.
@@ -126,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose, args.quiet)
+    limit_gdal_cache()
     try:
         result: int = args.handler(args)
     except SpectrasegError as error:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+import rasterio.env
 import rasterio.shutil
 from affine import Affine
 from rasterio.crs import CRS
@@ -65,6 +66,15 @@ class _SourceFile:
     @property
     def has_nodata(self) -> bool:
         return self.dataset.nodata is not None
+
+
+def limit_gdal_cache(megabytes: int = 256) -> None:
+    """Cap GDAL's block cache (default: 5 % of RAM) so windowed work stays bounded in memory.
+
+    GDAL reads the setting when it first allocates its cache, so call this before the first
+    raster is opened; the command line does.
+    """
+    rasterio.env.set_gdal_config("GDAL_CACHEMAX", int(megabytes))
 
 
 def list_raster_files(folder: Path) -> list[Path]:
