@@ -1,0 +1,379 @@
+"""Find the scenes of a data folder and load each as a `Scene` with its labels on its grid.
+
+Two layouts are recognised:
+
+Standard (what `spectraseg sample` writes)::
+
+    classes.yaml
+    images/<scene>.tif          one multi-band raster, or images/<scene>/ holding band files
+    labels/<scene>.geojson      polygons with a class column (.gpkg, .shp ... work too), and/or
+    masks/<scene>.tif           a class-id, per-class or colour mask on the image grid
+    labels.gpkg                 optional: one vector file serving every scene
+
+DSTL (the competition's)::
+
+    classes.yaml                ids are the ClassType numbers
+    three_band/<id>.tif         RGB; sixteen_band/<id>_P.tif, <id>_M.tif, <id>_A.tif
+    train_wkt_v4.csv            ImageId, ClassType, MultipolygonWKT
+    grid_sizes.csv              ImageId, Xmax, Ymin
+
+Vector labels win over a mask when a scene has both (they are exact at any resolution).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spectraseg.classes import ClassList, load_classes
+from spectraseg.data.indices import IndexSettings, add_indices
+from spectraseg.data.rasterize import LabelRasterizer, rasterize_geometries
+from spectraseg.data.scene import Scene
+from spectraseg.errors import DataError, LabelError, SpectrasegWarning
+from spectraseg.grid import Grid
+from spectraseg.io.labels import (
+    VECTOR_SUFFIXES,
+    DstlLabels,
+    LabelSettings,
+    VectorLabels,
+    read_area,
+    read_dstl_labels,
+    read_mask,
+    read_vector_labels,
+)
+from spectraseg.io.rasters import RASTER_SUFFIXES, list_raster_files, open_stack
+
+log = logging.getLogger(__name__)
+
+CLASSES_FILE = "classes.yaml"
+DSTL_WKT = "train_wkt_v4.csv"
+DSTL_GRID_SIZES = "grid_sizes.csv"
+DSTL_PARTS = ("P", "M", "A")
+
+
+@dataclass(frozen=True)
+class SceneSource:
+    """Where one scene's pixels and labels live; `find_scenes` builds these.
+
+    Attributes:
+        images: raster files stacked into the scene (one multi-band file, or band files).
+        labels: a vector label file; `shared_labels` when it serves several scenes.
+        mask: a raster mask on the image grid.
+        dstl: (WKT CSV, grid-sizes CSV) for a DSTL image, whose id is `name`.
+        sensor: a `spectraseg.io.sensors` preset naming the bands (DSTL: "dstl").
+        reference: the raster whose grid the scene uses (DSTL: the 3-band image).
+    """
+
+    name: str
+    images: tuple[Path, ...]
+    labels: Path | None = None
+    shared_labels: bool = False
+    mask: Path | None = None
+    dstl: tuple[Path, Path] | None = None
+    sensor: str | None = None
+    reference: Path | None = None
+
+    @property
+    def has_labels(self) -> bool:
+        return self.labels is not None or self.mask is not None or self.dstl is not None
+
+
+def _first_with_stem(folder: Path, stem: str, suffixes: Sequence[str]) -> Path | None:
+    for suffix in suffixes:
+        for candidate in (folder / f"{stem}{suffix}", folder / f"{stem}{suffix.upper()}"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def is_dstl_layout(data_dir: Path) -> bool:
+    return (data_dir / "three_band").is_dir()
+
+
+def find_scenes(data_dir: str | os.PathLike[str]) -> list[SceneSource]:
+    """Every scene of a data folder (standard or DSTL layout), sorted by name.
+
+    A folder with no scene is a `DataError` naming what was looked for.
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such data folder.")
+    scenes = _find_dstl(root) if is_dstl_layout(root) else _find_standard(root)
+    if not scenes:
+        raise DataError(
+            f"{root}: no scenes found. Expected images/<scene>.tif (with labels/<scene>.geojson "
+            "or masks/<scene>.tif) or the DSTL layout (three_band/<id>.tif); "
+            "`spectraseg sample DIR` writes an example."
+        )
+    return scenes
+
+
+def _find_standard(root: Path) -> list[SceneSource]:
+    images_dir = root / "images"
+    if not images_dir.is_dir():
+        return []
+    shared = _first_with_stem(root, "labels", VECTOR_SUFFIXES)
+    scenes = []
+    for entry in sorted(images_dir.iterdir()):
+        if entry.is_dir():
+            images = tuple(list_raster_files(entry))
+            name = entry.name
+        elif entry.is_file() and entry.suffix.lower() in RASTER_SUFFIXES:
+            images = (entry,)
+            name = entry.stem
+        else:
+            continue
+        if not images:
+            continue
+        own = _first_with_stem(root / "labels", name, VECTOR_SUFFIXES)
+        mask = _first_with_stem(root / "masks", name, RASTER_SUFFIXES)
+        scenes.append(
+            SceneSource(
+                name=name,
+                images=images,
+                labels=own or shared,
+                shared_labels=own is None and shared is not None,
+                mask=mask,
+            )
+        )
+    return scenes
+
+
+def _find_dstl(root: Path) -> list[SceneSource]:
+    wkt, sizes = root / DSTL_WKT, root / DSTL_GRID_SIZES
+    labels = (wkt, sizes) if wkt.is_file() and sizes.is_file() else None
+    if wkt.is_file() and not sizes.is_file():
+        raise LabelError(f"{root}: {DSTL_WKT} without {DSTL_GRID_SIZES}; both are needed.")
+    scenes = []
+    for rgb in sorted((root / "three_band").iterdir()):
+        if not (rgb.is_file() and rgb.suffix.lower() in RASTER_SUFFIXES):
+            continue
+        parts = [
+            found
+            for part in DSTL_PARTS
+            if (
+                found := _first_with_stem(
+                    root / "sixteen_band", f"{rgb.stem}_{part}", RASTER_SUFFIXES
+                )
+            )
+        ]
+        scenes.append(
+            SceneSource(
+                name=rgb.stem,
+                images=(rgb, *parts),
+                dstl=labels,
+                sensor="dstl",
+                reference=rgb,
+            )
+        )
+    return scenes
+
+
+@dataclass
+class _LabelCache:
+    """Label files read once per data set, and which of them met a scene."""
+
+    vectors: dict[Path, VectorLabels] = field(default_factory=dict)
+    dstl: dict[Path, DstlLabels] = field(default_factory=dict)
+    met: set[Path] = field(default_factory=set)
+
+
+def load_scene(
+    source: SceneSource,
+    classes: ClassList,
+    *,
+    indices: Sequence[str] | IndexSettings = (),
+    labels: LabelSettings | None = None,
+    band_names: Sequence[str] | None = None,
+    resolution: float | None = None,
+) -> Scene:
+    """Read a scene's pixels (reflectance), add indices, rasterize its labels on its grid.
+
+    A per-scene label file that meets no pixel of its scene is a `LabelError` (wrong CRS or
+    wrong file); a shared one simply gives this scene no labels.
+    """
+    return _load_scene(
+        source,
+        classes,
+        _LabelCache(),
+        indices=indices,
+        labels=labels,
+        band_names=band_names,
+        resolution=resolution,
+    )
+
+
+def _load_scene(
+    source: SceneSource,
+    classes: ClassList,
+    cache: _LabelCache,
+    *,
+    indices: Sequence[str] | IndexSettings,
+    labels: LabelSettings | None,
+    band_names: Sequence[str] | None,
+    resolution: float | None,
+) -> Scene:
+    settings = labels or LabelSettings()
+    index_settings = (
+        indices if isinstance(indices, IndexSettings) else IndexSettings(names=tuple(indices))
+    )
+    with open_stack(
+        source.images,
+        band_names=band_names,
+        resolution=resolution,
+        sensor=source.sensor,
+        reference=source.reference,
+    ) as stack:
+        image, valid = stack.read()
+        names = stack.band_names
+        grid = stack.grid
+    if index_settings.names:
+        image, names, valid = add_indices(
+            image,
+            names,
+            valid,
+            index_settings.names,
+            custom=index_settings.custom,
+            source=source.name,
+        )
+    scene = Scene(name=source.name, image=image, valid=valid, band_names=names, grid=grid)
+    if not source.has_labels:
+        return scene
+    mask, ignore = _scene_labels(source, classes, grid, settings, cache)
+    if mask is None:
+        return scene
+    assert ignore is not None
+    if settings.labelled_area is not None:
+        area = read_area(settings.labelled_area).on_grid(grid, scene=source.name)
+        ignore |= ~rasterize_geometries(area.geometries, grid)
+    return scene.with_labels(mask, ignore, classes.names)
+
+
+def _scene_labels(
+    source: SceneSource,
+    classes: ClassList,
+    grid: Grid,
+    settings: LabelSettings,
+    cache: _LabelCache,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(mask, ignore) of a scene, or (None, None) for a DSTL image the CSV does not label."""
+    vector: VectorLabels | None = None
+    if source.dstl is not None:
+        wkt, sizes = source.dstl
+        if wkt not in cache.dstl:
+            cache.dstl[wkt] = read_dstl_labels(wkt, sizes, classes)
+        table = cache.dstl[wkt]
+        if source.name not in table.rows:
+            return None, None
+        vector = table.for_image(source.name, grid)
+        cache.met.add(wkt)
+    elif source.labels is not None:
+        if source.labels not in cache.vectors:
+            cache.vectors[source.labels] = read_vector_labels(
+                source.labels, classes, column=settings.column, layer=settings.layer
+            )
+        whole = cache.vectors[source.labels]
+        vector = whole.on_grid(grid, scene=source.name)
+        if not vector.is_empty:
+            cache.met.add(source.labels)
+        elif not source.shared_labels and not whole.is_empty:
+            raise _no_overlap(source.labels, whole, [source.name])
+    if vector is not None:
+        rasterizer = LabelRasterizer.from_shapes(
+            vector.geometries,
+            vector.class_indices,
+            len(classes.classes),
+            ignore_geometries=vector.ignore_geometries,
+            all_touched=settings.all_touched,
+        )
+        return rasterizer.rasterize(grid)
+    assert source.mask is not None
+    return read_mask(source.mask, classes, grid, encoding=settings.mask_encoding)
+
+
+def _no_overlap(path: Path, labels: VectorLabels, scenes: Sequence[str]) -> LabelError:
+    shown = ", ".join(scenes[:4]) + (", ..." if len(scenes) > 4 else "")
+    return LabelError(
+        f"{path}: none of its {len(labels.geometries) + len(labels.ignore_geometries)} polygons "
+        f"overlaps any scene ({shown}). Check the label CRS and that the labels belong to "
+        "these images."
+    )
+
+
+def load_dataset(
+    data_dir: str | os.PathLike[str],
+    *,
+    indices: Sequence[str] | IndexSettings = (),
+    labels: LabelSettings | None = None,
+    band_names: Sequence[str] | None = None,
+    resolution: float | None = None,
+) -> tuple[list[Scene], ClassList]:
+    """Every labelled scene of a data folder, in memory, and its class list.
+
+    Scenes without any label source (DSTL images missing from the WKT CSV) are skipped with
+    a note. A label file serving several scenes must meet at least one of them.
+    """
+    root = Path(data_dir)
+    sources = find_scenes(root)
+    classes = load_classes(root / CLASSES_FILE)
+    settings = labels or LabelSettings()
+    if settings.labelled_area is not None and not settings.labelled_area.is_absolute():
+        settings = settings.model_copy(update={"labelled_area": root / settings.labelled_area})
+    cache = _LabelCache()
+    scenes: list[Scene] = []
+    skipped: list[str] = []
+    for source in sources:
+        if not source.has_labels:
+            skipped.append(source.name)
+            continue
+        if source.dstl is not None:
+            wkt, sizes = source.dstl
+            if wkt not in cache.dstl:
+                cache.dstl[wkt] = read_dstl_labels(wkt, sizes, classes)
+            if source.name not in cache.dstl[wkt].rows:
+                skipped.append(source.name)
+                continue
+        scene = _load_scene(
+            source,
+            classes,
+            cache,
+            indices=indices,
+            labels=settings,
+            band_names=band_names,
+            resolution=resolution,
+        )
+        scenes.append(scene)
+    if skipped:
+        log.info(
+            "%s: %d scene(s) without labels skipped: %s", root, len(skipped), ", ".join(skipped[:8])
+        )
+    for path, table in cache.vectors.items():
+        if path not in cache.met and not table.is_empty:
+            raise _no_overlap(path, table, [s.name for s in sources])
+    if not scenes:
+        raise DataError(
+            f"{root}: none of the {len(sources)} scenes has labels. Add labels/<scene>.geojson, "
+            f"masks/<scene>.tif, labels.gpkg or (DSTL) {DSTL_WKT} rows for them."
+        )
+    _warn_unused_classes(scenes, classes, root)
+    return scenes, classes
+
+
+def _warn_unused_classes(scenes: Sequence[Scene], classes: ClassList, root: Path) -> None:
+    present = np.zeros(len(classes.classes), dtype=bool)
+    for scene in scenes:
+        if scene.mask is not None:
+            present |= scene.mask.any(axis=(1, 2))
+    missing = [name for name, seen in zip(classes.names, present, strict=True) if not seen]
+    if missing:
+        warnings.warn(
+            f"{root}: class(es) {', '.join(missing)} have no pixel in any scene.",
+            SpectrasegWarning,
+            stacklevel=3,
+        )

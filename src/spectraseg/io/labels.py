@@ -1,0 +1,740 @@
+# shapely ships no type information (types-shapely is not a dependency).
+# mypy: disable-error-code="import-untyped"
+"""Read labels into polygons or masks on a scene's grid: vector files, DSTL WKT CSV, rasters.
+
+Vector labels (GeoJSON, GeoPackage, shapefile, anything OGR reads) carry a class column whose
+raw values are mapped to classes through `classes.yaml` (names, ids and declared `values` all
+map, so OSM `fclass` text or `code` numbers work). What happens to raw values the class list
+does not know is `unmapped_values`: `error` stops with the values listed, `ignore` turns their
+polygons into "not labelled" areas, `background` drops them.
+
+One label file may serve many scenes: `VectorLabels.on_grid(grid)` reprojects to the scene's
+CRS and keeps only the polygons meeting the scene, clipped to it; a scene it misses gets no
+polygons (the caller decides whether a source meeting no scene at all is an error).
+
+Raster masks are a band of class ids, one band per class, or a colour-coded RGB(A) or palette
+image decoded with the class colours of `classes.yaml`; `ignore_value` (and transparent pixels)
+mark "not labelled".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyogrio
+import rasterio
+import rasterio.warp
+import shapely
+from affine import Affine
+from rasterio._err import CPLE_BaseError  # PROJ failures: only the private module exports it
+from rasterio.crs import CRS
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+from shapely.geometry.base import BaseGeometry
+
+from spectraseg.classes import ClassList, Colour, did_you_mean
+from spectraseg.errors import LabelError, SpectrasegWarning
+from spectraseg.grid import Grid
+from spectraseg.io.dstl import (
+    normalized_to_pixel_transform,
+    parse_wkt,
+    read_grid_sizes,
+    read_wkt_csv,
+    transform_geometry,
+)
+from spectraseg.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Array = np.ndarray
+VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".kml", ".gml", ".sqlite")
+MaskEncoding = Literal["auto", "ids", "per_class", "colour"]
+# Overhangs smaller than this share of a pixel are rounding (WKT decimals), not real overlaps.
+_EDGE_TOLERANCE = 1e-3
+
+
+class LabelSettings(Settings):
+    """How to read a data set's labels (the `data.labels` section)."""
+
+    column: str = "class"  # the attribute holding each polygon's class (OSM: fclass)
+    layer: str | None = None  # GeoPackage layer; default the first
+    all_touched: bool = False  # burn every pixel a polygon touches, not only centres inside
+    labelled_area: Path | None = None  # polygons outside which every pixel is ignored
+    mask_encoding: MaskEncoding = "auto"
+
+
+def _empty_geometries() -> Array:
+    return np.asarray([], dtype=object)
+
+
+@dataclass(frozen=True, eq=False)
+class VectorLabels:
+    """Polygons with class positions (into the ClassList) in one CRS, from one source.
+
+    `ignore_geometries` are polygons of unmapped values under `unmapped_values: ignore`.
+    `feature_ids` name the features in notes (GeoPackage fid, row number otherwise).
+    """
+
+    source: str
+    crs: CRS | None
+    geometries: Array
+    class_indices: Array
+    ignore_geometries: Array
+    num_classes: int
+    feature_ids: Array
+    feature_count: int = 0
+
+    @property
+    def is_empty(self) -> bool:
+        return len(self.geometries) == 0 and len(self.ignore_geometries) == 0
+
+    def on_grid(self, grid: Grid, *, scene: str = "") -> VectorLabels:
+        """The polygons meeting `grid`, in its CRS, clipped to it.
+
+        Polygons partly outside are clipped and those wholly outside dropped, with a log note
+        naming them; an empty result just means this scene has no labels from this source.
+        """
+        where = scene or grid.describe()
+        if self.crs is not None and grid.crs is None:
+            raise LabelError(
+                f"{self.source}: labels have a CRS ({_crs_name(self.crs)}) but the image "
+                f"{where} has none, so they cannot be placed on it. Georeference the image or "
+                "give labels in pixel coordinates."
+            )
+        crs = self.crs
+        if crs is None and grid.crs is not None:
+            warnings.warn(
+                f"{self.source}: labels have no CRS; assuming the image's ({_crs_name(grid.crs)}).",
+                SpectrasegWarning,
+                stacklevel=2,
+            )
+            crs = grid.crs
+        needs_transform = crs is not None and grid.crs is not None and crs != grid.crs
+        left, bottom, right, top = grid.bounds
+        if needs_transform:
+            assert crs is not None and grid.crs is not None
+            left, bottom, right, top = _transform_bounds(self.source, grid.crs, crs, grid.bounds)
+        search = shapely.box(left, bottom, right, top)
+        geometries, positions = self._select(self.geometries, search)
+        ignore, _ = self._select(self.ignore_geometries, search)
+        if needs_transform:
+            assert crs is not None and grid.crs is not None
+            geometries = reproject_geometries(geometries, crs, grid.crs, source=self.source)
+            ignore = reproject_geometries(ignore, crs, grid.crs, source=self.source)
+        box = shapely.box(*grid.bounds)
+        slack = _EDGE_TOLERANCE * max(grid.resolution)
+        geometries, kept, clipped = _clip(geometries, box, slack)
+        ignore, _, _ = _clip(ignore, box, slack)
+        ids = self.feature_ids[positions[kept]] if len(positions) else self.feature_ids[:0]
+        dropped = np.setdiff1d(self.feature_ids, ids)
+        if clipped.any() or (len(dropped) and len(ids)):
+            log.info(
+                "%s on %s: %d polygon(s) partly outside clipped (%s), %d outside dropped (%s)",
+                self.source,
+                where,
+                int(clipped.sum()),
+                _some(ids[clipped]),
+                len(dropped),
+                _some(dropped),
+            )
+        return VectorLabels(
+            source=self.source,
+            crs=grid.crs,
+            geometries=geometries,
+            class_indices=self.class_indices[positions[kept]],
+            ignore_geometries=ignore,
+            num_classes=self.num_classes,
+            feature_ids=ids,
+            feature_count=self.feature_count,
+        )
+
+    @staticmethod
+    def _select(geometries: Array, search: BaseGeometry) -> tuple[Array, Array]:
+        if len(geometries) == 0:
+            return geometries, np.zeros(0, dtype=np.int64)
+        tree = shapely.STRtree(geometries)
+        positions = np.sort(np.asarray(tree.query(search, predicate="intersects"), dtype=np.int64))
+        return geometries[positions], positions
+
+
+def _some(ids: Array, limit: int = 5) -> str:
+    shown = ", ".join(str(i) for i in ids[:limit])
+    return (shown + (", ..." if len(ids) > limit else "")) or "-"
+
+
+def _clip(geometries: Array, box: BaseGeometry, slack: float) -> tuple[Array, Array, Array]:
+    """(clipped polygons meeting box, positions kept, which of those were partly outside).
+
+    Polygons overhanging by less than `slack` (rounding in WKT text) count as inside.
+    """
+    if len(geometries) == 0:
+        empty = np.zeros(0, dtype=bool)
+        return geometries, np.zeros(0, dtype=np.int64), empty
+    meets = shapely.intersects(geometries, box) & ~shapely.touches(geometries, box)
+    kept = np.flatnonzero(meets)
+    chosen = geometries[kept]
+    inside = shapely.within(chosen, shapely.buffer(box, slack, join_style="mitre"))
+    chosen = chosen.copy()
+    if (~inside).any():
+        chosen[~inside] = _polygonal(shapely.intersection(chosen[~inside], box))
+    nonempty = ~shapely.is_empty(chosen)
+    return chosen[nonempty], kept[nonempty], ~inside[nonempty]
+
+
+def _polygonal(geometries: Array) -> Array:
+    """Only the polygon parts (make_valid and intersection may add lines and points)."""
+    out = np.empty(len(geometries), dtype=object)
+    for i, geometry in enumerate(geometries):
+        if geometry.geom_type in ("Polygon", "MultiPolygon"):
+            out[i] = geometry
+        elif geometry.geom_type == "GeometryCollection":
+            parts = [
+                g for g in shapely.get_parts(geometry) if g.geom_type in ("Polygon", "MultiPolygon")
+            ]
+            out[i] = shapely.union_all(parts) if parts else shapely.Polygon()
+        else:
+            out[i] = shapely.Polygon()
+    return out
+
+
+def _crs_name(crs: CRS) -> str:
+    try:
+        return str(crs.to_string() or crs.to_wkt()[:60])
+    except CRSError:
+        return "an unreadable CRS"
+
+
+def _transform_bounds(
+    source: str, src: CRS, dst: CRS, bounds: tuple[float, float, float, float]
+) -> tuple[float, float, float, float]:
+    try:
+        result = rasterio.warp.transform_bounds(src, dst, *bounds, densify_pts=21)
+    except (CPLE_BaseError, CRSError, RasterioError, ValueError) as error:
+        raise _transform_error(source, dst, src, error) from None
+    if not all(np.isfinite(result)):
+        raise _transform_error(source, dst, src, "non-finite coordinates")
+    return (float(result[0]), float(result[1]), float(result[2]), float(result[3]))
+
+
+def _transform_error(source: str, label_crs: CRS, image_crs: CRS, error: object) -> LabelError:
+    detail = str(error).split("\n")[0][:120]
+    return LabelError(
+        f"{source}: label CRS {_crs_name(label_crs)} cannot be transformed to the image CRS "
+        f"{_crs_name(image_crs)} ({detail}). Reproject the labels or fix their CRS."
+    )
+
+
+def reproject_geometries(geometries: Array, src: CRS, dst: CRS, *, source: str = "labels") -> Array:
+    """Geometries moved vertex by vertex from `src` to `dst` (no pyproj needed).
+
+    Vertices are transformed exactly; edges stay straight, which is right for the small
+    polygons of labels (a 1 km edge bends by centimetres between UTM zones).
+    """
+    if len(geometries) == 0 or src == dst:
+        return geometries
+
+    def move(coords: Array) -> Array:
+        xs, ys = rasterio.warp.transform(src, dst, coords[:, 0], coords[:, 1])
+        return np.column_stack([xs, ys])
+
+    try:
+        moved = shapely.transform(geometries, move)
+    except (CPLE_BaseError, CRSError, RasterioError, ValueError) as error:
+        raise _transform_error(source, src, dst, error) from None
+    coordinates = shapely.get_coordinates(moved)
+    if not np.isfinite(coordinates).all():
+        raise _transform_error(source, src, dst, "some coordinates fall outside the target CRS")
+    return np.asarray(moved, dtype=object)
+
+
+def _value_text(value: Any) -> str | None:
+    """Raw class values as text: 7205.0 reads as '7205' so that numeric ids still match."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, float | np.floating):
+        if not np.isfinite(value):
+            return None
+        if float(value).is_integer():
+            return str(int(value))
+    if isinstance(value, np.integer):
+        return str(int(value))
+    return str(value).strip()
+
+
+def map_values(
+    values: Sequence[str | None], classes: ClassList, *, source: str, what: str
+) -> tuple[Array, Array]:
+    """Class positions (-1 for unmapped) and the unmapped flags for raw text values.
+
+    Applies `unmapped_values: error` here; `ignore`/`background` are the caller's to apply.
+    """
+    table = classes.lookup()
+    positions = np.array(
+        [table.get(v, -1) if v is not None else -1 for v in values], dtype=np.int64
+    )
+    unmapped = positions < 0
+    if unmapped.any() and classes.unmapped_values == "error":
+        counts = Counter(str(v) for v, u in zip(values, unmapped, strict=True) if u)
+        listed = ", ".join(f"{v!r} ({n}x)" for v, n in counts.most_common(6))
+        first = counts.most_common(1)[0][0]
+        raise LabelError(
+            f"{source}: {what} values not in classes.yaml: {listed}"
+            f"{did_you_mean(first, list(table))}. Add them to a class's `values` or set "
+            "unmapped_values: ignore|background."
+        )
+    return positions, unmapped
+
+
+def _repair(geometries: Array, *, source: str) -> Array:
+    """Polygonal geometries, invalid ones repaired with make_valid (and a warning)."""
+    invalid = ~shapely.is_valid(geometries)
+    if invalid.any():
+        warnings.warn(
+            f"{source}: {int(invalid.sum())} invalid polygon(s) repaired with make_valid "
+            "(self-intersections, bad rings); check them if areas look wrong.",
+            SpectrasegWarning,
+            stacklevel=3,
+        )
+        geometries = geometries.copy()
+        geometries[invalid] = _polygonal(shapely.make_valid(geometries[invalid]))
+    return geometries
+
+
+def read_vector_labels(
+    path: str | os.PathLike[str],
+    classes: ClassList,
+    *,
+    column: str = "class",
+    layer: str | None = None,
+) -> VectorLabels:
+    """Polygons and their classes from a vector file (GeoJSON, GeoPackage, shapefile...).
+
+    An empty file gives empty labels (all background) with a warning; a file whose polygons
+    have no known class at all is an error, as is an unknown value under
+    `unmapped_values: error`.
+    """
+    source = Path(path)
+    if not source.exists():
+        raise LabelError(f"{source}: no such label file.")
+    try:
+        info = pyogrio.read_info(source, layer=layer)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as error:
+        detail = str(error).split("\n")[0]
+        raise LabelError(f"{source}: not a vector file OGR can read ({detail}).") from None
+    crs = _read_crs(info.get("crs"), source)
+    if info.get("features", 0) == 0:
+        warnings.warn(
+            f"{source}: no features; every pixel of its scenes is background.",
+            SpectrasegWarning,
+            stacklevel=2,
+        )
+        return _empty_labels(str(source), crs, len(classes.classes))
+    fields = [str(f) for f in info["fields"]]
+    if column not in fields:
+        raise LabelError(
+            f"{source}: no column {column!r}{did_you_mean(column, fields)}. "
+            "Set data.labels.column in the config."
+        )
+    try:
+        _meta, fids, wkb, field_data = pyogrio.raw.read(
+            source, layer=layer, columns=[column], return_fids=True
+        )
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as error:
+        raise LabelError(f"{source}: cannot read features ({error}).") from None
+    geometries = np.asarray(shapely.from_wkb(wkb), dtype=object)
+    values = [_value_text(v) for v in field_data[0]]
+    feature_ids = np.asarray(fids if fids is not None else np.arange(len(values)))
+    return _build_labels(
+        str(source), crs, geometries, values, feature_ids, classes, what=f"column {column!r}"
+    )
+
+
+def _read_crs(text: str | None, source: Path) -> CRS | None:
+    if not text:
+        return None
+    try:
+        return CRS.from_user_input(text)
+    except CRSError as error:
+        raise LabelError(
+            f"{source}: its CRS cannot be read ({error}). Fix the .prj or CRS."
+        ) from None
+
+
+def _empty_labels(source: str, crs: CRS | None, num_classes: int) -> VectorLabels:
+    return VectorLabels(
+        source=source,
+        crs=crs,
+        geometries=_empty_geometries(),
+        class_indices=np.zeros(0, dtype=np.int64),
+        ignore_geometries=_empty_geometries(),
+        num_classes=num_classes,
+        feature_ids=np.zeros(0, dtype=np.int64),
+    )
+
+
+def _build_labels(
+    source: str,
+    crs: CRS | None,
+    geometries: Array,
+    values: Sequence[str | None],
+    feature_ids: Array,
+    classes: ClassList,
+    *,
+    what: str,
+) -> VectorLabels:
+    present = np.array([g is not None and not g.is_empty for g in geometries], dtype=bool)
+    polygonal = present & np.isin(shapely.get_type_id(geometries), (3, 6, 7))
+    if (present & ~polygonal).any():
+        warnings.warn(
+            f"{source}: {int((present & ~polygonal).sum())} point/line feature(s) skipped; "
+            "only polygons are rasterized (buffer lines into polygons first).",
+            SpectrasegWarning,
+            stacklevel=3,
+        )
+    geometries = _polygonal(_repair(geometries[polygonal], source=source))
+    values = [v for v, keep in zip(values, polygonal, strict=True) if keep]
+    feature_ids = feature_ids[polygonal]
+    positions, unmapped = map_values(values, classes, source=source, what=what)
+    if len(values) and unmapped.all():
+        shown = ", ".join(repr(v) for v in sorted({str(v) for v in values})[:6])
+        raise LabelError(
+            f"{source}: none of the {what} values ({shown}) is a class in classes.yaml; "
+            "check the column name and the class names/values."
+        )
+    if unmapped.any():
+        log.info(
+            "%s: %d polygon(s) with unmapped values become %s",
+            source,
+            int(unmapped.sum()),
+            classes.unmapped_values,
+        )
+    keep = ~unmapped & ~shapely.is_empty(geometries)
+    ignore = unmapped & (classes.unmapped_values == "ignore")
+    return VectorLabels(
+        source=source,
+        crs=crs,
+        geometries=geometries[keep],
+        class_indices=positions[keep],
+        ignore_geometries=geometries[ignore],
+        num_classes=len(classes.classes),
+        feature_ids=feature_ids[keep],
+        feature_count=len(values),
+    )
+
+
+def read_area(path: str | os.PathLike[str], *, layer: str | None = None) -> VectorLabels:
+    """The labelled-area polygons of a file (all features, any attributes) as class 0."""
+    source = Path(path)
+    if not source.exists():
+        raise LabelError(f"{source}: no such labelled-area file.")
+    try:
+        meta, _fids, wkb, _fields = pyogrio.raw.read(source, layer=layer, columns=[])
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as error:
+        raise LabelError(f"{source}: not a vector file OGR can read ({error}).") from None
+    geometries = np.asarray(shapely.from_wkb(wkb), dtype=object)
+    geometries = geometries[[g is not None and not g.is_empty for g in geometries]]
+    if len(geometries) == 0:
+        raise LabelError(f"{source}: the labelled-area file has no polygons.")
+    return VectorLabels(
+        source=str(source),
+        crs=_read_crs(meta.get("crs"), source),
+        geometries=_polygonal(_repair(geometries, source=str(source))),
+        class_indices=np.zeros(len(geometries), dtype=np.int64),
+        ignore_geometries=_empty_geometries(),
+        num_classes=1,
+        feature_ids=np.arange(len(geometries)),
+        feature_count=len(geometries),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class DstlLabels:
+    """A DSTL WKT CSV with its grid sizes: per image id, polygons in normalized coordinates."""
+
+    source: str
+    rows: dict[str, list[tuple[str, str]]]  # image id -> [(class type, wkt)]
+    grid_sizes: dict[str, tuple[float, float]]
+    classes: ClassList
+
+    @property
+    def image_ids(self) -> tuple[str, ...]:
+        return tuple(self.rows)
+
+    def for_image(self, image_id: str, grid: Grid) -> VectorLabels:
+        """The image's polygons in `grid` coordinates, by the competition's transform.
+
+        The transform maps normalized coordinates onto the grid's own pixels (W' = W^2/(W+1)
+        with W the grid's width); `grid.transform` then places those pixels.
+        """
+        if image_id not in self.rows:
+            return _empty_labels(self.source, None, len(self.classes.classes))
+        if image_id not in self.grid_sizes:
+            raise LabelError(
+                f"{self.source}: image {image_id!r} has polygons but no row in the grid-sizes "
+                "CSV. Add its Xmax, Ymin."
+            )
+        xmax, ymin = self.grid_sizes[image_id]
+        to_pixels = normalized_to_pixel_transform(xmax, ymin, grid.height, grid.width)
+        to_grid: Affine = grid.transform @ to_pixels
+        where = f"{self.source} ({image_id})"
+        class_types = [class_type for class_type, _ in self.rows[image_id]]
+        geometries = np.asarray(
+            [
+                transform_geometry(parse_wkt(text, where=where), to_grid)
+                for _, text in self.rows[image_id]
+            ],
+            dtype=object,
+        )
+        labels = _build_labels(
+            where,
+            None,
+            geometries,
+            class_types,
+            np.arange(len(class_types)),
+            self.classes,
+            what="ClassType",
+        )
+        return labels.on_grid(grid, scene=image_id)
+
+
+def read_dstl_labels(
+    wkt_csv: str | os.PathLike[str],
+    grid_sizes_csv: str | os.PathLike[str],
+    classes: ClassList,
+) -> DstlLabels:
+    """The DSTL label files (`train_wkt_v4.csv` and `grid_sizes.csv`).
+
+    ClassType numbers map to classes by id (or by declared `values`); the WKT of an image is
+    only parsed when that image is loaded.
+    """
+    rows: dict[str, list[tuple[str, str]]] = {}
+    for row in read_wkt_csv(wkt_csv):
+        rows.setdefault(row.image_id, []).append((row.class_type, row.wkt))
+    if rows:
+        map_values(
+            sorted({c for entries in rows.values() for c, _ in entries}),
+            classes,
+            source=str(wkt_csv),
+            what="ClassType",
+        )
+    return DstlLabels(str(wkt_csv), rows, read_grid_sizes(grid_sizes_csv), classes)
+
+
+# ---------------------------------------------------------------------------- raster masks
+
+
+def _open_mask(path: Path) -> rasterio.io.DatasetReader:
+    if not path.exists():
+        raise LabelError(f"{path}: no such mask file.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except RasterioError as error:
+        detail = str(error).split("\n")[0]
+        raise LabelError(f"{path}: not a raster GDAL can read ({detail}).") from None
+
+
+def _mask_reader(
+    dataset: rasterio.io.DatasetReader, grid: Grid, path: Path
+) -> rasterio.io.DatasetReader | WarpedVRT:
+    """The mask itself when it is on the grid, else a nearest-neighbour warp onto it."""
+    own_crs = dataset.crs if not dataset.transform.is_identity else None
+    if dataset.shape == grid.shape and (
+        grid.crs is None
+        or own_crs is None
+        or (own_crs == grid.crs and dataset.transform.almost_equals(grid.transform, 1e-6))
+    ):
+        return dataset
+    if (own_crs is None) != (grid.crs is None):
+        raise LabelError(
+            f"{path}: mask is {dataset.width} x {dataset.height} px "
+            f"{'without' if own_crs is None else 'with'} a CRS, the image "
+            f"{grid.describe()}: they cannot be aligned. Give the mask the image's grid."
+        )
+    if own_crs is None:
+        # Both in pixel coordinates: align by extent, as the image bands are.
+        crs = CRS.from_epsg(3857)
+        source_transform = Affine.scale(grid.width / dataset.width, grid.height / dataset.height)
+    else:
+        crs, source_transform = own_crs, dataset.transform
+    return WarpedVRT(
+        dataset,
+        src_crs=crs,
+        src_transform=source_transform,
+        crs=grid.crs or crs,
+        transform=grid.transform,
+        width=grid.width,
+        height=grid.height,
+        resampling=Resampling.nearest,
+    )
+
+
+def _detect_encoding(dataset: rasterio.io.DatasetReader, num_classes: int, path: Path) -> str:
+    if dataset.count == 1:
+        try:
+            dataset.colormap(1)
+            return "colour"
+        except ValueError:
+            return "ids"
+    rgb = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+    if dataset.count in (3, 4) and tuple(dataset.colorinterp[:3]) == rgb:
+        return "colour"
+    if dataset.count == num_classes:
+        return "per_class"
+    raise LabelError(
+        f"{path}: a {dataset.count}-band mask is neither RGB(A) nor one band per class "
+        f"({num_classes} classes). Set data.labels.mask_encoding."
+    )
+
+
+def read_mask(
+    path: str | os.PathLike[str],
+    classes: ClassList,
+    grid: Grid,
+    *,
+    encoding: MaskEncoding = "auto",
+    window: Window | None = None,
+) -> tuple[Array, Array]:
+    """(mask (K, h, w) bool, ignore (h, w) bool) from a raster mask, on `grid` (or a window).
+
+    `ids`: one band of class ids (0 background; raw values map through classes.yaml, so a
+    0/255 road mask works with `values: [255]`). `per_class`: band k is class k (non-zero =
+    in the class). `colour`: RGB(A) or a palette image; colours are the classes' `colour`,
+    black is background, transparent pixels are ignored. `ignore_value` pixels are ignored.
+    """
+    source = Path(path)
+    dataset = _open_mask(source)
+    try:
+        chosen = (
+            _detect_encoding(dataset, len(classes.classes), source)
+            if encoding == "auto"
+            else encoding
+        )
+        reader = _mask_reader(dataset, grid, source)
+        try:
+            data = reader.read(window=window)
+        except RasterioError as error:
+            raise LabelError(f"{source}: cannot read the mask ({error}).") from None
+        palette = None
+        if chosen == "colour" and dataset.count == 1:
+            try:
+                palette = dataset.colormap(1)
+            except ValueError:
+                raise LabelError(
+                    f"{source}: a one-band mask has no palette, so it cannot be a colour mask. "
+                    "Use mask_encoding: ids."
+                ) from None
+        if isinstance(reader, WarpedVRT):
+            reader.close()
+    finally:
+        dataset.close()
+    if chosen == "ids":
+        return _decode_ids(data[0], classes, source)
+    if chosen == "per_class":
+        return _decode_per_class(data, classes, source)
+    if chosen == "colour":
+        if palette is not None:
+            lut = np.zeros((256, 4), dtype=np.uint8)
+            for index, rgba in palette.items():
+                if 0 <= index < 256:
+                    lut[index] = rgba[:4] if len(rgba) >= 4 else (*rgba[:3], 255)
+            data = np.moveaxis(lut[np.clip(data[0], 0, 255).astype(np.int64)], -1, 0)
+        return _decode_colours(data, classes, source)
+    raise LabelError(f"{source}: unknown mask encoding {chosen!r}; use ids, per_class or colour.")
+
+
+def _apply_unmapped(
+    unmapped: Array, classes: ClassList, ignore: Array, *, source: Path, shown: str
+) -> None:
+    if not unmapped.any():
+        return
+    if classes.unmapped_values == "error":
+        raise LabelError(
+            f"{source}: mask values not in classes.yaml: {shown}. Add them to a class's "
+            "`values` (or `colour`), or set unmapped_values: ignore|background."
+        )
+    if classes.unmapped_values == "ignore":
+        ignore |= unmapped
+
+
+def _decode_ids(band: Array, classes: ClassList, source: Path) -> tuple[Array, Array]:
+    num_classes = len(classes.classes)
+    mask = np.zeros((num_classes, *band.shape), dtype=bool)
+    ignore = np.zeros(band.shape, dtype=bool)
+    table = classes.lookup()
+    unmapped = np.zeros(band.shape, dtype=bool)
+    unknown: list[str] = []
+    for value in np.unique(band):
+        text = _value_text(value.item())
+        where = band == value
+        if classes.ignore_value is not None and value == classes.ignore_value:
+            ignore |= where
+        elif text is not None and text in table:
+            mask[table[text]] |= where
+        elif value != 0:
+            unmapped |= where
+            unknown.append(str(text))
+    _apply_unmapped(unmapped, classes, ignore, source=source, shown=", ".join(unknown[:8]))
+    return mask, ignore
+
+
+def _decode_per_class(data: Array, classes: ClassList, source: Path) -> tuple[Array, Array]:
+    num_classes = len(classes.classes)
+    if data.shape[0] != num_classes:
+        raise LabelError(
+            f"{source}: {data.shape[0]} bands for {num_classes} classes; a per-class mask needs "
+            "one band per class, in classes.yaml order."
+        )
+    if classes.ignore_value is not None:
+        ignore = np.any(data == classes.ignore_value, axis=0)
+        mask = (data != 0) & (data != classes.ignore_value)
+    else:
+        ignore = np.zeros(data.shape[1:], dtype=bool)
+        mask = data != 0
+    return mask, ignore
+
+
+def _decode_colours(data: Array, classes: ClassList, source: Path) -> tuple[Array, Array]:
+    if data.shape[0] not in (3, 4):
+        raise LabelError(f"{source}: a colour mask needs 3 (RGB) or 4 (RGBA) bands.")
+    rgb = data[:3].astype(np.int64)
+    packed = (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
+    ignore = data[3] == 0 if data.shape[0] == 4 else np.zeros(packed.shape, dtype=bool)
+    mask = np.zeros((len(classes.classes), *packed.shape), dtype=bool)
+    known = np.zeros(packed.shape, dtype=bool)
+    for position, colour in enumerate(classes.colours):
+        hit = packed == _pack(colour)
+        mask[position] = hit & ~ignore
+        known |= hit
+    unmapped = ~known & (packed != 0) & ~ignore
+    unknown = [f"#{int(v):06x}" for v in np.unique(packed[unmapped])[:8]]
+    _apply_unmapped(unmapped, classes, ignore, source=source, shown=", ".join(unknown))
+    duplicated = [c for c, n in Counter(classes.colours).items() if n > 1]
+    if duplicated:
+        raise LabelError(
+            f"{source}: classes share the colour(s) {duplicated}; colour masks need one colour "
+            "per class. Give each class its own colour in classes.yaml."
+        )
+    return mask, ignore
+
+
+def _pack(colour: Colour) -> int:
+    return (colour[0] << 16) | (colour[1] << 8) | colour[2]
+
+
+def is_vector_file(path: Path) -> bool:
+    """Whether `path` looks like a vector label file by its suffix."""
+    return path.suffix.lower() in VECTOR_SUFFIXES
