@@ -319,3 +319,18 @@ def test_png_and_vrt_inputs_read_like_geotiffs(tmp_path: Path) -> None:
         assert np.array_equal(stack.read()[0], data)
     with open_stack(tmp_path / "c.vrt") as stack:
         assert np.array_equal(stack.read()[0][0], data[1])
+
+
+def test_direct_rescaled_reads_equal_the_warper(tmp_path: Path) -> None:
+    """Coarse files aligned with the grid are read with GDAL's resampling instead of warping."""
+    rng = np.random.default_rng(0)
+    write_raster(tmp_path / "f.tif", rng.random((1, 60, 60), np.float32), grid_at(10, 60))
+    write_raster(tmp_path / "c.tif", rng.random((2, 30, 30), np.float32), grid_at(20, 30))
+    with open_stack([tmp_path / "f.tif", tmp_path / "c.tif"]) as stack:
+        window = Window(7, 11, 37, 29)
+        direct, direct_valid = stack.read(window)
+        for source in stack._files:
+            source.pixel_mapping = None
+        warped, warped_valid = stack.read(window)
+    assert np.allclose(direct, warped, atol=1e-6)
+    assert np.array_equal(direct_valid, warped_valid)
