@@ -1,0 +1,86 @@
+"""`spectraseg evaluate --pred P --truth T --out DIR`: per-class scores against the truth."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from spectraseg.evaluate.runner import evaluate_paths
+from spectraseg.evaluate.tables import scores_table, write_scores
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score predictions against truth rasters or polygons",
+        description="Per-class Jaccard, precision, recall and F1 over all pixels of all scenes, "
+        "the mean Jaccard over the classes present, per-scene rows and (multi-class) a "
+        "confusion matrix. DIR receives scores.json and scores.csv.",
+    )
+    parser.add_argument(
+        "--pred",
+        type=Path,
+        required=True,
+        metavar="P",
+        help="a prediction raster or a folder of <scene>_mask/_probs.tif",
+    )
+    parser.add_argument(
+        "--truth",
+        type=Path,
+        required=True,
+        metavar="T",
+        help="a truth raster or vector file, or a folder of them named by scene",
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--run",
+        type=Path,
+        metavar="RUN_DIR",
+        help="the training run: class names and tuned thresholds for predictions that lack them",
+    )
+    parser.add_argument(
+        "--class-column",
+        default="class",
+        metavar="NAME",
+        help="class attribute of vector truth (default: class)",
+    )
+    parser.add_argument(
+        "--classes",
+        type=Path,
+        metavar="FILE",
+        help="classes.yaml (default: beside the truth or in its parent)",
+    )
+    parser.add_argument(
+        "--objects",
+        action="store_true",
+        help="also score objects matched at IoU >= 0.5 (SpaceNet style)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    evaluation, inputs = evaluate_paths(
+        args.pred,
+        args.truth,
+        classes_file=args.classes,
+        class_column=args.class_column,
+        run=args.run,
+        objects=args.objects,
+    )
+    json_path, _ = write_scores(
+        args.out, evaluation, sources=inputs.as_dict(), overwrite=args.overwrite
+    )
+    if math.isnan(evaluation.mean_jaccard):
+        log.warning("no class is present in the truth or the prediction: mean Jaccard is n/a")
+    if not args.quiet:
+        Console(soft_wrap=True).print(scores_table(evaluation))
+    mean = evaluation.mean_jaccard
+    shown = "n/a" if math.isnan(mean) else f"{mean:.4f}"
+    print(f"mean Jaccard: {shown} ({json_path})")
+    return 0

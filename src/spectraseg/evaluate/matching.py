@@ -1,0 +1,232 @@
+# shapely ships no type information (types-shapely is not a dependency).
+# mypy: disable-error-code="import-untyped"
+"""Pair predicted scenes with their truth, and read the truth on the prediction's grid.
+
+Pairing: `--pred` and `--truth` are each a file or a folder. Scene names are file names without
+extension and without `_probs` / `_mask`; when a scene has both a mask and probabilities the
+mask is used (it carries the thresholds `predict` applied). A single truth file pairs with a
+single predicted scene whatever the names; a single vector truth file (one GeoPackage for a
+whole region) serves every predicted scene it overlaps.
+
+Truth: rasters (class ids, one band per class or colours, see `io.labels.read_mask`) are read
+on the prediction's grid, resampled by nearest neighbour when needed; pixels outside the truth
+raster are ignored. Vector truth is reprojected and rasterized on the prediction's grid. Grids
+that cannot be reconciled (one georeferenced and the other not, pixel rasters of different
+sizes, no overlap) are errors.
+
+Classes: `--classes FILE`, else the first `classes.yaml` found beside the truth or in its
+parent folder, else the prediction's class names in order (ids 1..K).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import shapely
+from rasterio.warp import transform_bounds
+
+from spectraseg.classes import ClassList, ClassSpec, did_you_mean
+from spectraseg.data.rasterize import rasterize_classes, rasterize_geometries
+from spectraseg.errors import DataError, LabelError, RasterError
+from spectraseg.grid import Grid
+from spectraseg.io.labels import VectorLabels, is_vector_file, read_mask, read_vector_labels
+from spectraseg.io.rasters import open_dataset
+from spectraseg.postprocess.prediction import scene_name
+
+log = logging.getLogger(__name__)
+
+CLASSES_FILE = "classes.yaml"
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".png", ".jp2", ".img")
+
+
+@dataclass(frozen=True)
+class ScenePair:
+    """One predicted scene and its truth file (shared by several scenes when `shared`)."""
+
+    name: str
+    prediction: Path
+    truth: Path
+    shared: bool = False
+
+
+def _files(folder: Path, *, vectors: bool) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and (p.suffix.lower() in RASTER_SUFFIXES or (vectors and is_vector_file(p)))
+    )
+
+
+def find_predictions(path: str | os.PathLike[str]) -> dict[str, Path]:
+    """Scene name -> prediction raster; the `_mask` file when a scene also has `_probs`."""
+    source = Path(path)
+    if not source.exists():
+        raise RasterError(f"{source}: no such prediction file or folder.")
+    files = _files(source, vectors=False) if source.is_dir() else [source]
+    found: dict[str, Path] = {}
+    for file in files:
+        name = scene_name(file)
+        if name not in found or file.name.split(".")[0].endswith("_mask"):
+            found[name] = file
+    if not found:
+        raise RasterError(f"{source}: no prediction rasters ({', '.join(RASTER_SUFFIXES)}) in it.")
+    return found
+
+
+def find_truths(path: str | os.PathLike[str]) -> dict[str, Path]:
+    """Scene name -> truth file (raster or vector) in a folder, or the one file given."""
+    source = Path(path)
+    if not source.exists():
+        raise LabelError(f"{source}: no such truth file or folder.")
+    files = _files(source, vectors=True) if source.is_dir() else [source]
+    found: dict[str, Path] = {}
+    for file in files:
+        name = scene_name(file)
+        # A raster is exact on its grid; prefer it to a vector of the same scene.
+        if name not in found or (is_vector_file(found[name]) and not is_vector_file(file)):
+            found[name] = file
+    if not found:
+        raise LabelError(f"{source}: no truth rasters or vector files in it.")
+    return found
+
+
+def pair_scenes(
+    prediction: str | os.PathLike[str], truth: str | os.PathLike[str]
+) -> list[ScenePair]:
+    """Predicted scenes with their truth, by name (see the module notes for single files)."""
+    predictions = find_predictions(prediction)
+    truth_path = Path(truth)
+    if truth_path.is_file():
+        if is_vector_file(truth_path):
+            shared = len(predictions) > 1
+            return [ScenePair(n, p, truth_path, shared) for n, p in sorted(predictions.items())]
+        if len(predictions) > 1:
+            raise DataError(
+                f"{truth_path}: one truth raster for {len(predictions)} predicted scenes; give a "
+                "folder of truth rasters named like the scenes, or one prediction."
+            )
+        ((name, path),) = predictions.items()
+        return [ScenePair(name, path, truth_path)]
+    truths = find_truths(truth_path)
+    if Path(prediction).is_file() and len(truths) == 1:
+        ((name, path),) = predictions.items()
+        return [ScenePair(name, path, next(iter(truths.values())))]
+    pairs = [ScenePair(n, p, truths[n]) for n, p in sorted(predictions.items()) if n in truths]
+    unmatched = sorted(set(predictions) - set(truths))
+    if not pairs:
+        first = unmatched[0] if unmatched else ""
+        raise DataError(
+            f"{prediction} and {truth_path}: no scene names in common (predicted: "
+            f"{', '.join(sorted(predictions)[:5])}; truth: {', '.join(sorted(truths)[:5])})"
+            f"{did_you_mean(first, sorted(truths)) if first else ''}."
+        )
+    if unmatched:
+        log.warning(
+            "no truth for %d predicted scene(s), not scored: %s",
+            len(unmatched),
+            ", ".join(unmatched[:10]),
+        )
+    return pairs
+
+
+def find_classes_file(truth: str | os.PathLike[str]) -> Path | None:
+    """classes.yaml beside the truth (inside it, for a folder) or in the parent folder."""
+    source = Path(truth)
+    folder = source if source.is_dir() else source.parent
+    for candidate in (folder / CLASSES_FILE, folder.parent / CLASSES_FILE):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def classes_from_names(names: tuple[str, ...]) -> ClassList:
+    """A class list for names alone: ids 1..K in order."""
+    return ClassList(classes=tuple(ClassSpec(name=n, id=i + 1) for i, n in enumerate(names)))
+
+
+def class_positions(
+    evaluated: tuple[str, ...], truth_classes: ClassList, *, where: str
+) -> list[int]:
+    """Where each evaluated class sits in the truth's class list, or a did-you-mean error."""
+    positions = []
+    for name in evaluated:
+        if name not in truth_classes.names:
+            raise LabelError(
+                f"{where}: predicted class {name!r} is not a truth class"
+                f"{did_you_mean(name, truth_classes.names)}. Rename it in the classes file, or "
+                "pass --classes with the prediction's class names."
+            )
+        positions.append(truth_classes.names.index(name))
+    missing = [n for n in truth_classes.names if n not in evaluated]
+    if missing:
+        log.warning("%s: truth class(es) %s not predicted; not scored", where, ", ".join(missing))
+    return positions
+
+
+def _footprint(path: Path, grid: Grid) -> np.ndarray:
+    """(H, W) bool: pixels of `grid` inside the truth raster's extent, or an error."""
+    with open_dataset(path) as dataset:
+        own_crs = dataset.crs if not dataset.transform.is_identity else None
+        bounds = tuple(dataset.bounds)
+        shape = (dataset.height, dataset.width)
+    if own_crs is None and grid.crs is None:
+        if shape != grid.shape:
+            raise RasterError(
+                f"{path}: truth is {shape[1]} x {shape[0]} px and the prediction "
+                f"{grid.width} x {grid.height} px, both without CRS: the grids cannot be "
+                "reconciled. Give the truth the prediction's size."
+            )
+        return np.ones(grid.shape, dtype=bool)
+    if (own_crs is None) != (grid.crs is None):
+        side = "truth" if own_crs is None else "prediction"
+        raise RasterError(
+            f"{path}: the {side} has no CRS and the other has one ({grid.describe()}): the grids "
+            "cannot be reconciled. Georeference both or neither."
+        )
+    assert own_crs is not None and grid.crs is not None
+    left, bottom, right, top = transform_bounds(own_crs, grid.crs, *bounds, densify_pts=21)
+    covered = rasterize_geometries([shapely.box(left, bottom, right, top)], grid)
+    if not covered.any():
+        raise RasterError(
+            f"{path}: the truth raster does not overlap the prediction ({grid.describe()}): "
+            "the grids cannot be reconciled. Check that they show the same place."
+        )
+    return covered
+
+
+def load_truth(
+    path: Path,
+    grid: Grid,
+    classes: ClassList,
+    *,
+    column: str = "class",
+    vectors: VectorLabels | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mask (K, H, W) bool, ignore (H, W) bool) of a truth file on `grid`, K = the classes.
+
+    Args:
+        vectors: the already-read labels of a vector file shared by several scenes.
+    """
+    if is_vector_file(path):
+        labels = vectors or read_vector_labels(path, classes, column=column)
+        placed = labels.on_grid(grid, scene=str(path))
+        if not labels.is_empty and placed.is_empty and vectors is None:
+            raise LabelError(
+                f"{path}: none of its polygons falls on the prediction's grid "
+                f"({grid.describe()}); check that they show the same place and their CRS."
+            )
+        mask = rasterize_classes(
+            placed.geometries, placed.class_indices, grid, len(classes.classes)
+        )
+        ignore = rasterize_geometries(placed.ignore_geometries, grid)
+        return mask, ignore
+    covered = _footprint(path, grid)
+    mask, ignore = read_mask(path, classes, grid)
+    mask &= covered[None]
+    return mask, ignore | ~covered

@@ -1,0 +1,176 @@
+"""`evaluate_paths`: predicted rasters against truth files, scene by scene, into an `Evaluation`.
+
+One scene is in memory at a time: its prediction (K, H, W), its truth and the ignore mask.
+A probability raster becomes a mask the way `predict` makes masks: the tuned thresholds of its
+SPECTRASEG_THRESHOLDS tag (or of the run's checkpoint, or 0.5) for multi-label models, the
+most probable class for multi-class ones. Pixels where the prediction is nodata are ignored,
+as are the truth's unlabelled pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spectraseg.classes import ClassList, load_classes
+from spectraseg.errors import LabelError
+from spectraseg.evaluate.matching import (
+    ScenePair,
+    class_positions,
+    classes_from_names,
+    find_classes_file,
+    load_truth,
+    pair_scenes,
+)
+from spectraseg.evaluate.scores import Evaluation, SceneScores, score_scene
+from spectraseg.io.labels import VectorLabels, is_vector_file, read_vector_labels
+from spectraseg.postprocess.chain import (
+    PostprocessSettings,
+    postprocess_window,
+    resolve_postprocess,
+)
+from spectraseg.postprocess.prediction import PredictionRaster
+from spectraseg.postprocess.vectorize import BACKGROUND_NAMES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluationInputs:
+    """Where the scores came from, for scores.json."""
+
+    prediction: str
+    truth: str
+    classes_file: str | None
+    run: str | None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "prediction": self.prediction,
+            "truth": self.truth,
+            "classes_file": self.classes_file,
+            "run": self.run,
+        }
+
+
+def _run_hints(run: Path | None) -> tuple[ClassList | None, tuple[float, ...] | None]:
+    """Class names and tuned thresholds from a training run's checkpoint, if given."""
+    if run is None:
+        return None, None
+    from spectraseg.train.checkpoint import load_checkpoint  # torch: only when asked for
+
+    checkpoint = load_checkpoint(run)
+    return classes_from_names(tuple(checkpoint.class_names)), tuple(checkpoint.thresholds)
+
+
+def _predicted_mask(raster: PredictionRaster, tuned: tuple[float, ...] | None) -> np.ndarray:
+    info = raster.info
+    probs, mask = raster.read_rows(0, info.grid.height)
+    if mask is not None:
+        return mask
+    thresholds = info.tuned_thresholds or (
+        tuned if tuned and len(tuned) == len(info.class_names) else None
+    )
+    plan = resolve_postprocess(
+        PostprocessSettings(), info.class_names, None, tuned_thresholds=thresholds, head=info.head
+    )
+    return postprocess_window(plan, probs=probs)
+
+
+def evaluate_paths(
+    prediction: str | os.PathLike[str],
+    truth: str | os.PathLike[str],
+    *,
+    classes_file: str | os.PathLike[str] | None = None,
+    class_column: str = "class",
+    run: str | os.PathLike[str] | None = None,
+    objects: bool = False,
+) -> tuple[Evaluation, EvaluationInputs]:
+    """Score every predicted scene that has a truth; see the package notes for the rules."""
+    pairs = pair_scenes(prediction, truth)
+    run_classes, tuned = _run_hints(Path(run) if run is not None else None)
+    found = Path(classes_file) if classes_file is not None else find_classes_file(truth)
+    truth_classes = load_classes(found) if found is not None else None
+    if found is not None:
+        log.info("classes from %s", found)
+    prediction_classes = truth_classes if classes_file is not None else run_classes
+    shared: dict[Path, VectorLabels] = {}
+    scenes: list[SceneScores] = []
+    evaluated: tuple[str, ...] | None = None
+    any_shared_hit = False
+    for pair in pairs:
+        scene, names = _score_pair(
+            pair,
+            prediction_classes,
+            truth_classes,
+            tuned,
+            column=class_column,
+            objects=objects,
+            shared=shared,
+        )
+        if evaluated is not None and names != evaluated:
+            raise LabelError(
+                f"{pair.prediction}: classes {', '.join(names)} differ from the other scenes' "
+                f"({', '.join(evaluated)}); evaluate them separately."
+            )
+        evaluated = names
+        any_shared_hit |= bool(scene.counts.true_positive.sum() + scene.counts.false_negative.sum())
+        scenes.append(scene)
+    shared_source = next((p.truth for p in pairs if p.shared), None)
+    if shared_source is not None and not any_shared_hit:
+        labels = shared[shared_source]
+        if not labels.is_empty:
+            raise LabelError(
+                f"{shared_source}: none of its polygons falls on any predicted scene; check "
+                "that they show the same place and their CRS."
+            )
+    assert evaluated is not None
+    inputs = EvaluationInputs(
+        prediction=str(prediction),
+        truth=str(truth),
+        classes_file=str(found) if found is not None else None,
+        run=str(run) if run is not None else None,
+    )
+    return Evaluation(evaluated, tuple(scenes)), inputs
+
+
+def _score_pair(
+    pair: ScenePair,
+    prediction_classes: ClassList | None,
+    truth_classes: ClassList | None,
+    tuned: tuple[float, ...] | None,
+    *,
+    column: str,
+    objects: bool,
+    shared: dict[Path, VectorLabels],
+) -> tuple[SceneScores, tuple[str, ...]]:
+    with PredictionRaster(pair.prediction, classes=prediction_classes) as raster:
+        info = raster.info
+        predicted = _predicted_mask(raster, tuned)
+        valid = raster.read_valid()
+    keep = [k for k, n in enumerate(info.class_names) if n.lower() not in BACKGROUND_NAMES]
+    names = tuple(info.class_names[k] for k in keep)
+    classes = truth_classes or classes_from_names(names)
+    positions = class_positions(names, classes, where=str(pair.truth))
+    vectors = None
+    if pair.shared and is_vector_file(pair.truth):
+        if pair.truth not in shared:
+            shared[pair.truth] = read_vector_labels(pair.truth, classes, column=column)
+        vectors = shared[pair.truth]
+    truth_mask, ignore = load_truth(pair.truth, info.grid, classes, column=column, vectors=vectors)
+    ignore = ignore | ~valid
+    multiclass = info.class_band or info.head == "softmax"
+    scene = score_scene(
+        pair.name,
+        predicted[keep],
+        truth_mask[positions],
+        ignore,
+        objects=objects,
+        multiclass=multiclass,
+    )
+    log.info("%s: %s against %s", pair.name, pair.prediction.name, pair.truth.name)
+    return scene, names

@@ -1,0 +1,232 @@
+"""`PredictionRaster`: what `spectraseg predict` wrote, read back row by row.
+
+`<stem>_probs.tif` holds one band per class (float32 with NaN nodata, or uint8 holding
+round(254 p) with 255 nodata, tag SPECTRASEG_PROBABILITY_SCALE); `<stem>_mask.tif` holds one
+0/1 band per class (multi-label) or one band of class positions 0..K-1 (multi-class), 255
+nodata. Tags: SPECTRASEG_KIND (probabilities | mask), SPECTRASEG_CLASSES and
+SPECTRASEG_THRESHOLDS (JSON lists), SPECTRASEG_HEAD (sigmoid | softmax).
+
+Class names come from the SPECTRASEG_CLASSES tag, else the band descriptions, else the
+`classes` given by the caller (`--classes`); a raster with none of them is an error that says
+so. Rasters from elsewhere (no tags) work too: the kind then follows the `_probs`/`_mask` name
+or the data type (floats are probabilities, integers masks); a single band with several classes
+given holds their classes.yaml ids (0 background), nodata only where the raster declares one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+import numpy as np
+from affine import Affine
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+
+from spectraseg.classes import ClassList, did_you_mean
+from spectraseg.errors import LabelError, RasterError
+from spectraseg.grid import Grid
+from spectraseg.io.rasters import open_dataset
+from spectraseg.postprocess.thresholds import THRESHOLDS_TAG, thresholds_from_tag
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["probabilities", "mask"]
+KIND_TAG = "SPECTRASEG_KIND"
+CLASSES_TAG = "SPECTRASEG_CLASSES"
+HEAD_TAG = "SPECTRASEG_HEAD"
+SCALE_TAG = "SPECTRASEG_PROBABILITY_SCALE"
+DEFAULT_UINT8_SCALE = 254.0
+PREDICTION_SUFFIXES = ("_probs", "_mask")
+
+
+def scene_name(path: str | os.PathLike[str]) -> str:
+    """The scene a prediction file belongs to: its stem without `_probs` / `_mask`.
+
+    Example:
+        >>> scene_name("out/scene_000_probs.tif"), scene_name("labels/scene_000.geojson")
+        ('scene_000', 'scene_000')
+    """
+    stem = Path(path).name.split(".")[0]
+    for suffix in PREDICTION_SUFFIXES:
+        if stem.endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+def _grid_of(dataset: DatasetReader) -> Grid:
+    # A raster without CRS, or with an identity transform, is in pixel coordinates.
+    georeferenced = dataset.crs is not None and not dataset.transform.is_identity
+    return Grid(
+        crs=dataset.crs if georeferenced else None,
+        transform=dataset.transform if georeferenced else Affine.identity(),
+        width=dataset.width,
+        height=dataset.height,
+    )
+
+
+def _kind_of(tags: dict[str, str], path: Path, dtype: str) -> Kind:
+    """The tag; else the `_probs`/`_mask` name; else floats are probabilities, integers masks."""
+    text = tags.get(KIND_TAG, "")
+    if text == "probabilities" or (not text and path.stem.endswith("_probs")):
+        return "probabilities"
+    if text == "mask" or (not text and path.stem.endswith("_mask")):
+        return "mask"
+    if text:
+        raise RasterError(f"{path}: tag {KIND_TAG}={text!r}; expected probabilities or mask.")
+    return "probabilities" if np.dtype(dtype).kind == "f" else "mask"
+
+
+def _is_nodata(raw: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Bool array: pixels at the declared nodata value (NaN floats too)."""
+    invalid = np.isnan(raw) if raw.dtype.kind == "f" else np.zeros(raw.shape, dtype=bool)
+    if nodata is not None and not np.isnan(nodata):
+        invalid |= raw == nodata
+    return invalid
+
+
+def _tag_list(text: str | None, where: str) -> list[str] | None:
+    if not text:
+        return None
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError:
+        values = None
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise RasterError(f"{where}: tag {CLASSES_TAG} is not a JSON list of class names.")
+    return values
+
+
+@dataclass(frozen=True)
+class PredictionInfo:
+    """A prediction raster's metadata: enough to read it and to name what it holds."""
+
+    path: Path
+    kind: Kind
+    class_names: tuple[str, ...]
+    class_ids: tuple[int, ...]  # from classes.yaml when given, else 1..K
+    grid: Grid
+    head: Literal["sigmoid", "softmax"]
+    tuned_thresholds: tuple[float, ...] | None
+    class_band: bool  # one band holding a value per class instead of one band per class
+    band_values: tuple[int, ...]  # in a class band: each class's value (0 = none of them)
+
+
+class PredictionRaster:
+    """An open prediction raster; `read_rows` gives (probs, mask) for full-width rows."""
+
+    def __init__(self, path: str | os.PathLike[str], *, classes: ClassList | None = None) -> None:
+        self.path = Path(path)
+        self._dataset = open_dataset(self.path)
+        try:
+            self.info = self._inspect(classes)
+        except BaseException:
+            self._dataset.close()
+            raise
+
+    def _inspect(self, classes: ClassList | None) -> PredictionInfo:
+        dataset, where = self._dataset, str(self.path)
+        tags = dict(dataset.tags())
+        kind = _kind_of(tags, self.path, dataset.dtypes[0])
+        names = _tag_list(tags.get(CLASSES_TAG), where)
+        descriptions = [d or "" for d in dataset.descriptions]
+        class_band = (
+            kind == "mask"
+            and dataset.count == 1
+            and (
+                tags.get(HEAD_TAG) == "softmax"
+                or (names is not None and len(names) > 1)
+                or (classes is not None and len(classes.classes) > 1)
+            )
+        )
+        if names is None and not class_band and all(descriptions):
+            names = descriptions
+        if names is None and classes is not None:
+            names = list(classes.names)
+        if names is None:
+            raise LabelError(
+                f"{where}: {dataset.count} band(s) without class names (no {CLASSES_TAG} tag, "
+                "no band descriptions); pass --classes FILE (a classes.yaml)."
+            )
+        if not class_band and len(names) != dataset.count:
+            raise LabelError(
+                f"{where}: {dataset.count} bands but {len(names)} class names "
+                f"({', '.join(names)}); pass the matching --classes FILE."
+            )
+        ids = tuple(range(1, len(names) + 1))
+        if classes is not None:
+            for name in names:
+                if name not in classes.names:
+                    raise LabelError(
+                        f"{where}: class {name!r} is not in the classes file"
+                        f"{did_you_mean(name, classes.names)}."
+                    )
+            ids = tuple(classes.classes[classes.index_of(name)].id for name in names)
+        head_text = tags.get(HEAD_TAG, "softmax" if class_band else "sigmoid")
+        head: Literal["sigmoid", "softmax"] = "softmax" if head_text == "softmax" else "sigmoid"
+        tuned = thresholds_from_tag(tags.get(THRESHOLDS_TAG), len(names), where=where)
+        return PredictionInfo(
+            path=self.path,
+            kind=kind,
+            class_names=tuple(names),
+            class_ids=ids,
+            grid=_grid_of(dataset),
+            head=head,
+            tuned_thresholds=tuple(tuned) if tuned is not None else None,
+            class_band=class_band,
+            # predict writes class positions 0..K-1; other id masks hold classes.yaml ids.
+            band_values=tuple(range(len(names))) if HEAD_TAG in tags else ids,
+        )
+
+    @property
+    def grid(self) -> Grid:
+        return self.info.grid
+
+    def _scale(self) -> float:
+        text = self._dataset.tags().get(SCALE_TAG)
+        try:
+            return float(text) if text else DEFAULT_UINT8_SCALE
+        except ValueError:
+            raise RasterError(f"{self.path}: tag {SCALE_TAG}={text!r} is not a number.") from None
+
+    def read_rows(self, row_off: int, rows: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(probs (K, rows, W) float32 with NaN nodata, None) or (None, mask (K, rows, W) bool)."""
+        window = Window(0, row_off, self.grid.width, rows)
+        raw = self._dataset.read(window=window)
+        nodata = self._dataset.nodata
+        if self.info.kind == "probabilities":
+            probs = raw.astype(np.float32)
+            invalid = _is_nodata(raw, nodata)
+            if raw.dtype.kind in "ui":
+                probs /= np.float32(self._scale())
+            probs[invalid] = np.nan
+            return probs, None
+        valid = ~_is_nodata(raw, nodata)
+        if self.info.class_band:
+            values = np.asarray(self.info.band_values).reshape(-1, 1, 1)
+            return None, np.asarray((raw[0][None] == values) & valid[:1])
+        return None, np.asarray((raw != 0) & valid)
+
+    def read_valid(self) -> np.ndarray:
+        """(H, W) bool: pixels holding a prediction (not nodata)."""
+        masks = self._dataset.read_masks()
+        return np.asarray(np.all(masks > 0, axis=0))
+
+    def close(self) -> None:
+        self._dataset.close()
+
+    def __enter__(self) -> PredictionRaster:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
