@@ -2,7 +2,7 @@
 
 Sensors of one scene are often a few pixels apart (the DSTL teams registered the M and A images
 to the RGB one before training). We estimate each file's shift against the reference file on a
-shared signal (a named band, or each file's band-normalized mean intensity) and apply it when
+shared signal (a named band, or the edges of each file's bands) and apply it when
 the stack is opened again (`open_stack(..., shifts_px=...)`), so nothing is resampled twice.
 """
 
@@ -60,7 +60,10 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, upsample: int =
     a = np.fft.fft2((reference - reference.mean()) * taper)
     b = np.fft.fft2((moving - moving.mean()) * taper)
     cross = b * np.conj(a)
-    cross /= np.abs(cross) + 1e-12
+    # Partial whitening: phase correlation sharpens the peak, but full whitening lets the noise
+    # of frequencies one image lacks (a blurry, coarser sensor) drown it.
+    magnitude = np.abs(cross)
+    cross /= np.sqrt(magnitude) + 1e-12 * magnitude.max()
     correlation = np.fft.ifft2(cross).real
     peak = np.array(np.unravel_index(np.argmax(correlation), correlation.shape), dtype=float)
     size = np.array(correlation.shape)
@@ -75,14 +78,19 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, upsample: int =
     return (round(float(shift[0]), 6) + 0.0, round(float(shift[1]), 6) + 0.0)
 
 
-def _intensity(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Mean of the bands after scaling each to unit spread: one comparable signal per file."""
+def _edge_signal(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Mean gradient magnitude of the bands, each scaled to unit spread.
+
+    Edges sit in the same places in every band even where brightness inverts (vegetation is
+    dark in red and bright in NIR), so they are a signal two sensors share when no band is.
+    """
     pixels = image[:, valid] if valid.any() else image.reshape(image.shape[0], -1)
     spread = pixels.std(axis=1) + 1e-9
-    centre = pixels.mean(axis=1)
-    scaled = (image - centre[:, None, None]) / spread[:, None, None]
-    scaled[:, ~valid] = 0.0
-    result: np.ndarray = scaled.mean(axis=0)
+    scaled = image / spread[:, None, None]
+    rows, cols = np.gradient(scaled, axis=(1, 2))
+    magnitude = np.hypot(rows, cols)
+    magnitude[:, ~valid] = 0.0
+    result: np.ndarray = magnitude.mean(axis=0)
     return result
 
 
@@ -101,7 +109,7 @@ def estimate_stack_shifts(
         reference: the file the others are registered to (default: the stack's reference grid's
             file, i.e. the finest).
         bands: optional band names to compare, by file name, e.g. {"x_M.tif": "red",
-            "x.tif": "rgb_red"}; files not named compare their mean intensity.
+            "x.tif": "rgb_red"}; files not named compare their edges (mean gradient magnitude).
         max_window_px: the central window used, to bound memory and time.
 
     Returns:
@@ -113,7 +121,8 @@ def estimate_stack_shifts(
         window = Window((width - size_w) // 2, (height - size_h) // 2, size_w, size_h)
         image, valid = stack.read(window)
         names = list(stack.band_names)
-        signals: dict[str, np.ndarray] = {}
+        file_bands: dict[str, np.ndarray] = {}
+        factors: dict[str, int] = {}
         start = 0
         for source in stack._files:
             count = len(source.names)
@@ -124,21 +133,41 @@ def estimate_stack_shifts(
                         f"{source.path}: no band {chosen!r} to co-register on; "
                         f"bands are {', '.join(source.names)}."
                     )
-                band = image[names.index(chosen)]
-                signals[source.path.name] = _intensity(band[None], valid)
+                file_bands[source.path.name] = image[names.index(chosen)][None]
             else:
-                signals[source.path.name] = _intensity(image[start : start + count], valid)
+                file_bands[source.path.name] = image[start : start + count]
+            factors[source.path.name] = max(1, round(stack.grid.width / source.dataset.width))
             start += count
         reference_name = os.path.basename(os.fspath(reference)) if reference else _finest(stack)
     shifts: dict[str, Shift] = {}
-    for name, signal in signals.items():
+    for name, pixels in file_bands.items():
         if name == reference_name:
             continue
-        shifts[name] = estimate_shift(signals[reference_name], signal, upsample=upsample)
+        # Compare at the coarser file's own resolution: upsampled, it holds no finer detail,
+        # and the reference's finer detail would only add noise to the correlation.
+        factor = factors[name]
+        coarse_valid = _block_mean(valid[None].astype(np.float32), factor)[0] == 1.0
+        moving = _edge_signal(_block_mean(pixels, factor), coarse_valid)
+        fixed = _edge_signal(_block_mean(file_bands[reference_name], factor), coarse_valid)
+        dy, dx = estimate_shift(fixed, moving, upsample=upsample)
+        shifts[name] = (dy * factor, dx * factor)
         log.info(
             "%s: shift against %s is %+.2f rows, %+.2f columns", name, reference_name, *shifts[name]
         )
     return shifts
+
+
+def _block_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    """(C, H, W) averaged over factor x factor blocks (edges that do not fill a block dropped)."""
+    if factor == 1:
+        return image
+    channels, height, width = image.shape
+    rows, cols = height // factor, width // factor
+    blocks = image[:, : rows * factor, : cols * factor].reshape(
+        channels, rows, factor, cols, factor
+    )
+    result: np.ndarray = blocks.mean(axis=(2, 4))
+    return result
 
 
 def _finest(stack: object) -> str:
