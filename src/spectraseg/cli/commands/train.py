@@ -1,0 +1,91 @@
+"""`spectraseg train --data DIR --out RUN_DIR`: train a model into a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spectraseg.cli.options import add_config_options
+from spectraseg.config import MODEL_NAMES, Config, load_config
+from spectraseg.errors import ConfigError
+from spectraseg.train.fit import train_model
+from spectraseg.train.run_folder import RunFolder
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a U-Net (or a baseline) into a run folder",
+        description="Train on the labelled scenes of a data folder. RUN_DIR receives "
+        "config.yaml, best.pt, last.pt, history.csv, curves.png and train.log.",
+    )
+    parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="data folder")
+    parser.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
+    add_config_options(parser)
+    parser.add_argument("--epochs", type=int, metavar="N", help="same as --set train.epochs=N")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        metavar="M",
+        help="time budget: after it, finish the step, validate and write everything",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in RUN_DIR from its last.pt"
+    )
+    parser.add_argument("--model", choices=MODEL_NAMES, help="same as --set model.name=NAME")
+
+
+def resolve_device(accelerator: str) -> torch.device:
+    """--accelerator cpu|cuda|auto as a torch device; auto takes a GPU when there is one."""
+    if accelerator == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--accelerator cuda: no CUDA device is available; use cpu or auto.")
+    if accelerator in ("cuda", "auto") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def resolved_config(args: argparse.Namespace) -> Config:
+    """The config file (on --resume, default the run's own) with every override applied."""
+    overrides = list(args.overrides)
+    if args.epochs is not None:
+        overrides.append(f"train.epochs={args.epochs}")
+    if args.max_minutes is not None:
+        overrides.append(f"train.max_minutes={args.max_minutes}")
+    if args.model is not None:
+        overrides.append(f"model.name={args.model}")
+    path = args.config
+    if path is None and args.resume:
+        path = RunFolder(args.out).config
+    return load_config(path, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError(f"--epochs {args.epochs}: train for at least 1 epoch.")
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        raise ConfigError(f"--max-minutes {args.max_minutes}: give a positive time budget.")
+    config = resolved_config(args)
+    result = train_model(
+        config,
+        data_dir=args.data,
+        out_dir=args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        device=resolve_device(args.accelerator),
+        progress=not args.quiet,
+    )
+    log.info(
+        "%s: best validation mean Jaccard %.3f (epoch %d of %d, stopped by %s)",
+        args.out,
+        result.best_score,
+        result.best_epoch,
+        result.epochs,
+        result.stopped.replace("_", " "),
+    )
+    return 0

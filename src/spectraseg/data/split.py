@@ -1,0 +1,217 @@
+"""Train/validation split: by scene when there are enough, else by spatial blocks with a gap.
+
+Neighbouring pixels are nearly copies of each other, so validating on pixels next to training
+pixels flatters the model. With 3 or more scenes whole scenes are held out. With fewer, each
+scene gives a block along its longer side to validation, and training patches keep a gap of at
+least half a patch from it: a training patch then never overlaps a validation window, and no
+training pixel sees validation pixels through the part of its receptive field inside the patch.
+
+Validation uses a fixed set of non-overlapping windows covering the validation area, so the
+metric of every epoch is computed on exactly the same pixels. Everything here is pure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import numpy as np
+from pydantic import Field
+
+from spectraseg.classes import did_you_mean
+from spectraseg.errors import ConfigError, DataError
+from spectraseg.settings import Settings
+
+__all__ = ["Split", "SplitSettings", "ValidationWindow", "largest_patch_size", "split_scenes"]
+
+# Scenes needed to split by scene: at least two to train on and one to validate on.
+MIN_SCENES_FOR_SCENE_SPLIT = 3
+
+
+class SplitSettings(Settings):
+    """How scenes are divided into training and validation (`data.split` in the config)."""
+
+    validation_share: float = Field(default=0.25, gt=0.0, lt=1.0)
+    """Share of the scenes (3 or more scenes) or of each scene's longer side (fewer)."""
+    validation_scenes: tuple[str, ...] = ()
+    """Scene names to validate on; empty: chosen with the seed."""
+    gap_px: int | None = Field(default=None, ge=0)
+    """Gap between training patches and validation blocks; at least half a patch (the default)."""
+    window_px: int | None = Field(default=None, ge=8)
+    """Side of the validation windows; default the training patch size."""
+    max_windows: int = Field(default=64, ge=1)
+    """Validation windows kept (a fixed seeded subset beyond that) to bound validation time."""
+
+
+class ValidationWindow(NamedTuple):
+    """A validation window: scene number, top row, left column, height, width (pixels)."""
+
+    scene: int
+    row: int
+    col: int
+    height: int
+    width: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """Row and column slices of the window in its scene's arrays."""
+        return (slice(self.row, self.row + self.height), slice(self.col, self.col + self.width))
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """The outcome of a split.
+
+    Attributes:
+        train_scenes: numbers of the scenes training patches are drawn from.
+        regions: for each of `train_scenes`, an (H, W) bool mask of where training patches may
+            lie, or None for the whole scene.
+        windows: the fixed validation windows.
+        mode: "scenes" or "blocks".
+    """
+
+    train_scenes: tuple[int, ...]
+    regions: tuple[np.ndarray | None, ...]
+    windows: tuple[ValidationWindow, ...]
+    mode: Literal["scenes", "blocks"]
+
+    def describe(self, names: Sequence[str]) -> str:
+        """One line for the log."""
+        validation = sorted({names[w.scene] for w in self.windows})
+        if self.mode == "scenes":
+            return (
+                f"split by scene: train on {', '.join(names[s] for s in self.train_scenes)}; "
+                f"validate on {', '.join(validation)} ({len(self.windows)} windows)"
+            )
+        return (
+            f"split by spatial blocks ({len(names)} scene(s)): "
+            f"{len(self.windows)} validation windows, a gap before training patches"
+        )
+
+
+def _gap(patch_size: int, settings: SplitSettings) -> int:
+    half = math.ceil(patch_size / 2)
+    return max(half, settings.gap_px or 0)
+
+
+def _validation_length(length: int, settings: SplitSettings) -> int:
+    return max(1, round(length * settings.validation_share))
+
+
+def largest_patch_size(shapes: Sequence[tuple[int, int]], settings: SplitSettings) -> int:
+    """The largest training patch the split of scenes of these (H, W) shapes can hold.
+
+    By blocks the training part of a side L keeps L - V - P/2 pixels, which must hold P:
+    P <= 2 (L - V) / 3.
+
+    Example:
+        >>> largest_patch_size([(256, 256)], SplitSettings(validation_share=0.25))
+        128
+    """
+    if len(shapes) >= MIN_SCENES_FOR_SCENE_SPLIT:
+        return min(min(shape) for shape in shapes)
+    sizes = []
+    for height, width in shapes:
+        length = max(height, width)
+        across = min(height, width)
+        along = (2 * (length - _validation_length(length, settings))) // 3
+        sizes.append(min(across, along))
+    return min(sizes)
+
+
+def _tile(
+    scene: int, rows: tuple[int, int], cols: tuple[int, int], size: int
+) -> list[ValidationWindow]:
+    """Non-overlapping windows of at most size x size covering rows x cols exactly."""
+    windows = []
+    for top in range(rows[0], rows[1], size):
+        for left in range(cols[0], cols[1], size):
+            height, width = min(size, rows[1] - top), min(size, cols[1] - left)
+            windows.append(ValidationWindow(scene, top, left, height, width))
+    return windows
+
+
+def _choose_validation_scenes(
+    names: Sequence[str], settings: SplitSettings, rng: np.random.Generator
+) -> list[int]:
+    if settings.validation_scenes:
+        chosen = []
+        for name in settings.validation_scenes:
+            if name not in names:
+                raise ConfigError(
+                    f"data.split.validation_scenes: no scene {name!r}{did_you_mean(name, names)}."
+                )
+            chosen.append(list(names).index(name))
+        if len(chosen) >= len(names):
+            raise ConfigError(
+                "data.split.validation_scenes names every scene; leave at least one to train on."
+            )
+        return sorted(chosen)
+    count = min(len(names) - 1, max(1, round(len(names) * settings.validation_share)))
+    return sorted(int(s) for s in rng.permutation(len(names))[:count])
+
+
+def split_scenes(
+    names: Sequence[str],
+    usable: Sequence[np.ndarray],
+    *,
+    patch_size: int,
+    settings: SplitSettings,
+    seed: int,
+) -> Split:
+    """Divide scenes into training regions and fixed validation windows.
+
+    Args:
+        names: scene names, for `validation_scenes` and messages.
+        usable: (H, W) bool per scene, pixels that are valid and not ignored; windows without
+            any are dropped.
+        patch_size: the training patch side (see `largest_patch_size`).
+
+    Raises:
+        DataError: when the validation area has no usable pixel.
+    """
+    rng = np.random.default_rng(seed)
+    window_px = settings.window_px or patch_size
+    windows: list[ValidationWindow] = []
+    if len(names) >= MIN_SCENES_FOR_SCENE_SPLIT:
+        validation = _choose_validation_scenes(names, settings, rng)
+        train = tuple(s for s in range(len(names)) if s not in validation)
+        regions: tuple[np.ndarray | None, ...] = tuple(None for _ in train)
+        for s in validation:
+            height, width = usable[s].shape
+            windows += _tile(s, (0, height), (0, width), window_px)
+        mode: Literal["scenes", "blocks"] = "scenes"
+    else:
+        train = tuple(range(len(names)))
+        gap = _gap(patch_size, settings)
+        block_regions = []
+        for s, scene_usable in enumerate(usable):
+            height, width = scene_usable.shape
+            vertical = height >= width
+            length = height if vertical else width
+            size = _validation_length(length, settings)
+            # The seed picks which end of the scene holds out its block.
+            start = 0 if rng.integers(2) == 0 else length - size
+            region = np.ones((height, width), dtype=bool)
+            excluded = slice(max(0, start - gap), min(length, start + size + gap))
+            if vertical:
+                region[excluded, :] = False
+                windows += _tile(s, (start, start + size), (0, width), window_px)
+            else:
+                region[:, excluded] = False
+                windows += _tile(s, (0, height), (start, start + size), window_px)
+            block_regions.append(region)
+        regions = tuple(block_regions)
+        mode = "blocks"
+    windows = [w for w in windows if usable[w.scene][w.slices].any()]
+    if not windows:
+        raise DataError(
+            "the validation area has no valid, labelled pixel. Choose other "
+            "data.split.validation_scenes or a larger data.split.validation_share."
+        )
+    if len(windows) > settings.max_windows:
+        keep = np.sort(rng.choice(len(windows), settings.max_windows, replace=False))
+        windows = [windows[int(i)] for i in keep]
+    return Split(train, regions, tuple(windows), mode)

@@ -1,0 +1,439 @@
+"""Self-describing checkpoints: weights plus everything needed to predict or resume.
+
+A checkpoint carries the model's name and settings, the bands it expects in order, the indices
+it appends, the normalization statistics, the classes and their tuned thresholds, so prediction
+needs nothing but the file. The file is a plain dict of numbers, strings, lists and tensors:
+it is written atomically (`io/atomic.py`) and read with `torch.load(weights_only=True)`, which
+cannot run code from a malicious file, then validated field by field, so a corrupt, foreign or
+newer file fails with one line naming it instead of a KeyError deep in prediction.
+
+`build_predictor` turns a checkpoint into the callable `predict_raster` feeds raw bands to.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import subprocess
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from spectraseg import __version__
+from spectraseg.data.indices import IndexSettings, add_indices
+from spectraseg.data.normalize import BandStats, normalize
+from spectraseg.errors import CheckpointError, ConfigError
+from spectraseg.io.atomic import atomic_path
+from spectraseg.models.registry import build_model
+from spectraseg.models.unet import probabilities
+from spectraseg.train.forest import ForestModel
+from spectraseg.train.index_threshold import IndexThresholdModel
+from spectraseg.train.loop import pad_to_multiple
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "PREDICTORS",
+    "Checkpoint",
+    "Predictor",
+    "build_predictor",
+    "git_commit",
+    "library_versions",
+    "load_checkpoint",
+    "save_checkpoint",
+]
+
+log = logging.getLogger(__name__)
+
+FORMAT = "spectraseg-checkpoint"
+FORMAT_VERSION = 1
+# A run folder's checkpoint that `load_checkpoint(run_dir)` reads.
+DEFAULT_NAME = "best.pt"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Everything a trained model needs to predict, and in `last.pt` to resume training."""
+
+    model_name: str
+    model_settings: dict[str, Any]
+    in_channels: int
+    num_classes: int
+    head: str
+    band_names: tuple[str, ...]
+    indices: tuple[str, ...]
+    normalization: dict[str, Any]
+    class_names: tuple[str, ...]
+    class_colours: tuple[tuple[int, int, int], ...]
+    thresholds: tuple[float, ...]
+    resolution: tuple[float, float] | None
+    patch_size: int
+    epoch: int
+    best_score: float
+    seed: int
+    versions: dict[str, str]
+    git_commit: str | None
+    config: dict[str, Any]
+    weights: dict[str, Any]
+    training_state: dict[str, Any] | None = None
+
+    def without_training_state(self) -> Checkpoint:
+        """The same checkpoint minus optimizer and RNG state (what `best.pt` holds)."""
+        return replace(self, training_state=None)
+
+
+class Predictor(Protocol):
+    """Raw bands in, probabilities out: what `predict_raster` calls on each batch of windows."""
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) float32 raw bands in `band_names` order, NaN where invalid ->
+        (N, K, h, w) float32 probabilities."""
+        ...
+
+
+def library_versions() -> dict[str, str]:
+    """The versions that produced a checkpoint, for the record and for debugging old runs."""
+    return {
+        "spectraseg": __version__,
+        "torch": str(torch.__version__),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def git_commit() -> str | None:
+    """The commit of the spectraseg source in use, when it runs from a git checkout."""
+    source = Path(__file__).resolve().parent
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and len(commit) == 40 else None
+
+
+def _to_plain(value: Any) -> Any:
+    """Tuples as lists, numpy scalars and arrays as Python numbers and tensors, recursively."""
+    if isinstance(value, tuple | list):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value))  # a copy; 0-d arrays stay 0-d
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, str):
+        # str subclasses (torch.__version__ is a TorchVersion) would need their class to load.
+        return str(value)
+    return value
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str], checkpoint: Checkpoint, *, overwrite: bool = True
+) -> None:
+    """Write `checkpoint` to `path` atomically: readers see the old file or the whole new one."""
+    document: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION}
+    for field in fields(Checkpoint):
+        value = getattr(checkpoint, field.name)
+        document[field.name] = value if field.name == "weights" else _to_plain(value)
+    with atomic_path(path, overwrite=overwrite) as temporary:
+        torch.save(document, temporary)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise TypeError("expected a list of strings")
+    return tuple(value)
+
+
+def _floats(value: Any) -> tuple[float, ...]:
+    if not isinstance(value, list | tuple):
+        raise TypeError("expected a list of numbers")
+    return tuple(float(v) for v in value)
+
+
+def _colours(value: Any) -> tuple[tuple[int, int, int], ...]:
+    if not isinstance(value, list | tuple):
+        raise TypeError("expected a list of colours")
+    colours = []
+    for colour in value:
+        red, green, blue = (int(c) for c in colour)
+        colours.append((red, green, blue))
+    return tuple(colours)
+
+
+def _resolution(value: Any) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    x, y = (float(v) for v in value)
+    return (x, y)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError("expected a mapping")
+    return dict(value)
+
+
+def _optional_mapping(value: Any) -> dict[str, Any] | None:
+    return None if value is None else _mapping(value)
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError("expected a string")
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    return value
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("expected an integer")
+    return value
+
+
+# How each field is checked and converted when read back.
+_READERS: dict[str, Callable[[Any], Any]] = {
+    "model_name": _str,
+    "model_settings": _mapping,
+    "in_channels": _int,
+    "num_classes": _int,
+    "head": _str,
+    "band_names": _strings,
+    "indices": _strings,
+    "normalization": _mapping,
+    "class_names": _strings,
+    "class_colours": _colours,
+    "thresholds": _floats,
+    "resolution": _resolution,
+    "patch_size": _int,
+    "epoch": _int,
+    "best_score": float,
+    "seed": _int,
+    "versions": _mapping,
+    "git_commit": _optional_str,
+    "config": _mapping,
+    "weights": _mapping,
+    "training_state": _optional_mapping,
+}
+
+
+def _validate(document: Any, source: Path) -> Checkpoint:
+    if not isinstance(document, Mapping) or document.get("format") != FORMAT:
+        raise CheckpointError(f"{source}: not a spectraseg checkpoint (no '{FORMAT}' marker).")
+    version = document.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{source}: checkpoint format {version!r} is newer than this spectraseg reads "
+            f"({FORMAT_VERSION}). Upgrade spectraseg."
+        )
+    values: dict[str, Any] = {}
+    for field in fields(Checkpoint):
+        if field.name not in document:
+            if field.name == "training_state":
+                values[field.name] = None
+                continue
+            raise CheckpointError(f"{source}: checkpoint lacks '{field.name}'; it is incomplete.")
+        try:
+            values[field.name] = _READERS[field.name](document[field.name])
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(f"{source}: checkpoint field '{field.name}': {error}.") from None
+    checkpoint = Checkpoint(**values)
+    _check_consistent(checkpoint, source)
+    return checkpoint
+
+
+def _check_consistent(checkpoint: Checkpoint, source: Path) -> None:
+    """Cross-field checks: the lists describing channels and classes must agree."""
+    channels = len(checkpoint.band_names) + len(checkpoint.indices)
+    if checkpoint.in_channels != channels:
+        raise CheckpointError(
+            f"{source}: in_channels {checkpoint.in_channels} but {len(checkpoint.band_names)} "
+            f"bands + {len(checkpoint.indices)} indices; the checkpoint is inconsistent."
+        )
+    for name in ("class_names", "class_colours", "thresholds"):
+        if len(getattr(checkpoint, name)) != checkpoint.num_classes:
+            raise CheckpointError(
+                f"{source}: {len(getattr(checkpoint, name))} {name} for "
+                f"{checkpoint.num_classes} classes; the checkpoint is inconsistent."
+            )
+    if checkpoint.head not in ("sigmoid", "softmax"):
+        raise CheckpointError(f"{source}: unknown head {checkpoint.head!r}.")
+
+
+def _reason(error: Exception) -> str:
+    """The informative line of a torch.load error (its first line is often boilerplate)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "WeightsUnpickler error" in line:
+            return line[:200]
+    return lines[0][:200] if lines else type(error).__name__
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read and validate a checkpoint: a `.pt` file, or a run folder (its `best.pt`).
+
+    Raises:
+        CheckpointError: the file is missing, corrupt, not a checkpoint, or from a newer format.
+    """
+    source = Path(path)
+    if source.is_dir():
+        source = source / DEFAULT_NAME
+    if not source.is_file():
+        raise CheckpointError(f"{source}: no such checkpoint. Give a .pt file or a run folder.")
+    try:
+        document = torch.load(source, map_location="cpu", weights_only=True)
+    # A damaged file fails anywhere in torch's reader: UnpicklingError, RuntimeError, EOFError,
+    # BadZipFile, even KeyError from the restricted unpickler's memo. All mean "unreadable".
+    except Exception as error:
+        raise CheckpointError(
+            f"{source}: cannot read the checkpoint ({_reason(error)}); it is corrupt or not a "
+            "spectraseg checkpoint."
+        ) from None
+    return _validate(document, source)
+
+
+class _Preprocess:
+    """Raw bands -> the model's input: indices appended, then normalized, as in training."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        self.band_names = checkpoint.band_names
+        data_section = checkpoint.config.get("data", {})
+        custom = data_section.get("indices", {}).get("custom", {}) if data_section else {}
+        self.indices = IndexSettings(names=checkpoint.indices, custom=custom)
+        try:
+            self.stats = BandStats.from_dict(checkpoint.normalization, source="checkpoint")
+        except ConfigError as error:
+            raise CheckpointError(str(error)) from None
+        self.method = checkpoint.normalization.get("method", "standard")
+
+    def __call__(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(C, h, w) raw bands, NaN where invalid -> (normalized input, valid (h, w))."""
+        valid = np.isfinite(raw).all(axis=0)
+        image, names, valid = add_indices(
+            raw,
+            self.band_names,
+            valid,
+            self.indices.names,
+            custom=self.indices.custom,
+        )
+        return normalize(image, self.stats, self.method, band_names=names, valid=valid), valid
+
+
+class _UNetPredictor:
+    """A U-Net checkpoint as a `Predictor`; any window size works (padded to the depth)."""
+
+    def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
+        self.preprocess = _Preprocess(checkpoint)
+        self.head = checkpoint.head
+        self.device = device
+        try:
+            model = build_model(
+                checkpoint.model_name,
+                checkpoint.in_channels,
+                checkpoint.num_classes,
+                checkpoint.model_settings,
+            )
+            model.load_state_dict(checkpoint.weights)
+        except (RuntimeError, ConfigError) as error:
+            reason = str(error).splitlines()[0]
+            raise CheckpointError(
+                f"checkpoint weights do not fit its {checkpoint.model_name} settings ({reason})."
+            ) from None
+        self.multiple = int(getattr(model, "size_multiple", 1))
+        # Channels-last convolutions are about 1.45x faster on CPU (docs/benchmarks.md).
+        self.memory_format = torch.channels_last if device.type == "cpu" else torch.preserve_format
+        # Module.to accepts memory_format at run time; torch's overloads do not declare it.
+        model.to(device, memory_format=self.memory_format)  # type: ignore[call-overload]
+        self.model = model.eval()
+
+    @torch.no_grad()
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        height, width = batch.shape[-2:]
+        inputs = np.stack([self.preprocess(raw)[0] for raw in batch.detach().cpu().numpy()])
+        tensor = torch.from_numpy(inputs).to(self.device)
+        padded = pad_to_multiple(tensor, self.multiple).contiguous(memory_format=self.memory_format)
+        logits = self.model(padded)[..., :height, :width].float()
+        return probabilities(logits, self.head).contiguous().to(batch.device)
+
+
+class _ForestPredictor:
+    """A random-forest checkpoint as a `Predictor` (numpy on the CPU whatever the device)."""
+
+    def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
+        del device  # the forest walks its node arrays in numpy
+        self.preprocess = _Preprocess(checkpoint)
+        self.forest = ForestModel.from_arrays(
+            {key: np.asarray(value) for key, value in checkpoint.weights.items()}
+        )
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for raw in batch.detach().cpu().numpy():
+            image, valid = self.preprocess(raw)
+            probs = self.forest.predict_image(image)
+            probs[:, ~valid] = 0.0
+            outputs.append(probs)
+        return torch.from_numpy(np.stack(outputs)).to(batch.device)
+
+
+class _IndexThresholdPredictor:
+    """An index-threshold checkpoint as a `Predictor` (numpy on the CPU)."""
+
+    def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
+        del device  # a comparison per class and pixel needs no accelerator
+        self.preprocess = _Preprocess(checkpoint)
+        self.model = IndexThresholdModel.from_arrays(
+            {key: np.asarray(value) for key, value in checkpoint.weights.items()},
+            channel_names=(*checkpoint.band_names, *checkpoint.indices),
+        )
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for raw in batch.detach().cpu().numpy():
+            image, valid = self.preprocess(raw)
+            probs = self.model.predict_image(image)
+            probs[:, ~valid] = 0.0
+            outputs.append(probs)
+        return torch.from_numpy(np.stack(outputs)).to(batch.device)
+
+
+PREDICTORS: dict[str, Callable[[Checkpoint, torch.device], Predictor]] = {
+    "unet": _UNetPredictor,
+    "random-forest": _ForestPredictor,
+    "index-threshold": _IndexThresholdPredictor,
+}
+
+
+def build_predictor(checkpoint: Checkpoint, device: torch.device) -> Predictor:
+    """The callable mapping raw bands to probabilities for this checkpoint's model.
+
+    It appends the checkpoint's indices and applies its normalization itself, so callers feed
+    raw bands in `checkpoint.band_names` order with NaN for invalid pixels.
+
+    Raises:
+        CheckpointError: the model kind is unknown or its weights do not fit its settings.
+    """
+    if checkpoint.model_name not in PREDICTORS:
+        raise CheckpointError(
+            f"checkpoint model {checkpoint.model_name!r} is unknown to this spectraseg; "
+            f"known: {', '.join(PREDICTORS)}."
+        )
+    return PREDICTORS[checkpoint.model_name](checkpoint, device)

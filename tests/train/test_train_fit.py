@@ -1,0 +1,123 @@
+"""Training runs: deterministic with a seed, bounded by epochs and time, resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from spectraseg.config import load_config
+from spectraseg.sample import generate_sample
+from spectraseg.train.checkpoint import build_predictor, load_checkpoint
+from spectraseg.train.fit import train_model
+
+TINY = [
+    "model.unet.depth=3",
+    "model.unet.base_filters=4",
+    "data.patch_size=32",
+    "train.patches_per_epoch=8",
+    "train.batch_size=4",
+    "train.num_workers=0",
+    "train.epochs=1",
+    # One thread: two OpenMP threads on two cores shared with other processes can spin-wait
+    # tens of milliseconds per operation; tiny test models gain nothing from a second thread.
+    "train.threads=1",
+]
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_sample(tmp_path_factory.mktemp("sample"), scenes=3, size=64, seed=1)
+
+
+def train(sample: Path, out: Path, *extra: str, resume: bool = False):
+    config = load_config(None, [*TINY, *extra])
+    return train_model(config, data_dir=sample, out_dir=out, resume=resume)
+
+
+def test_same_seed_gives_the_same_weights_whatever_the_workers(sample, tmp_path) -> None:
+    train(sample, tmp_path / "a", "train.epochs=2")
+    train(sample, tmp_path / "b", "train.epochs=2", "train.num_workers=1")
+    first, second = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    assert first.epoch == second.epoch
+    for name, value in first.weights.items():
+        assert torch.equal(value, second.weights[name]), name
+    assert (tmp_path / "a" / "history.csv").read_text().splitlines()[1].split(",")[4] == (
+        (tmp_path / "b" / "history.csv").read_text().splitlines()[1].split(",")[4]
+    )
+
+
+def test_epochs_bound_the_run_and_each_epoch_is_a_history_row(sample, tmp_path) -> None:
+    result = train(sample, tmp_path, "train.epochs=2", "train.early_stopping_patience=null")
+    assert result.epochs == 2 and result.stopped == "epochs"
+    assert len((tmp_path / "history.csv").read_text().splitlines()) == 1 + 2
+
+
+def test_time_budget_stops_after_a_step_validates_and_writes_everything(sample, tmp_path) -> None:
+    result = train(sample, tmp_path, "train.epochs=50", "train.max_minutes=0.0001")
+    assert result.stopped == "time"
+    assert result.epochs == 1
+    assert len(result.history) == 1  # validated once
+    for name in ("config.yaml", "best.pt", "last.pt", "history.csv", "curves.png", "train.log"):
+        assert (tmp_path / name).is_file(), name
+
+
+def test_run_folder_holds_exactly_the_run_files(sample, tmp_path) -> None:
+    train(sample, tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(
+        ["config.yaml", "best.pt", "last.pt", "history.csv", "curves.png", "train.log"]
+    )
+    assert [n for n in names if "best" in n or "last" in n] == ["best.pt", "last.pt"]
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best.training_state is None
+    assert load_checkpoint(tmp_path / "last.pt").training_state is not None
+    assert best.class_names == ("building", "road", "tree", "crop", "water", "pool")
+    assert len(best.band_names) == best.in_channels == 8
+    assert best.normalization["method"] == "standard"
+    assert all(0 < t < 1 for t in best.thresholds)
+
+
+def test_resume_continues_from_last_checkpoint(sample, tmp_path) -> None:
+    train(sample, tmp_path)
+    result = train(sample, tmp_path, "train.epochs=2", resume=True)
+    assert result.epochs == 2
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert load_checkpoint(tmp_path / "last.pt").epoch == 2
+
+
+def test_resume_with_no_epoch_left_validates_without_a_new_row(sample, tmp_path) -> None:
+    train(sample, tmp_path)
+    result = train(sample, tmp_path, resume=True)
+    assert result.epochs == 1
+    assert len(result.history) == 1
+
+
+def test_indices_are_recorded_after_the_bands(sample, tmp_path) -> None:
+    train(sample, tmp_path, "data.indices=[ndwi, savi]")
+    best = load_checkpoint(tmp_path)
+    assert best.indices == ("ndwi", "savi")
+    assert best.in_channels == len(best.band_names) + 2
+
+
+@pytest.mark.parametrize(
+    "model, settings",
+    [
+        ("random-forest", ["model.random_forest.trees=4", "model.random_forest.max_pixels=2000"]),
+        ("index-threshold", ["model.index_threshold.max_pixels=2000"]),
+    ],
+)
+def test_baselines_fill_the_same_run_folder_and_predict(sample, tmp_path, model, settings) -> None:
+    result = train(sample, tmp_path, f"model.name={model}", "data.indices=[ndwi]", *settings)
+    best = load_checkpoint(tmp_path)
+    assert best.model_name == model
+    assert best.indices == ("ndwi",)
+    assert 0 <= result.best_score <= 1
+    assert (tmp_path / "last.pt").is_file() and (tmp_path / "history.csv").is_file()
+    predictor = build_predictor(best, torch.device("cpu"))
+    raw = torch.rand(2, len(best.band_names), 12, 10)
+    raw[1, :, 0, 0] = torch.nan
+    probs = predictor(raw)
+    assert probs.shape == (2, best.num_classes, 12, 10)
+    assert ((probs >= 0) & (probs <= 1)).all()
