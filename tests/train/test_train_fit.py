@@ -121,3 +121,17 @@ def test_baselines_fill_the_same_run_folder_and_predict(sample, tmp_path, model,
     probs = predictor(raw)
     assert probs.shape == (2, best.num_classes, 12, 10)
     assert ((probs >= 0) & (probs <= 1)).all()
+
+
+def test_tuned_thresholds_never_score_below_one_half_on_validation(sample, tmp_path) -> None:
+    """The sweep includes 0.5, so the stored thresholds can only match or beat it."""
+    import csv
+
+    train(sample, tmp_path / "run", "train.epochs=2")
+    with (tmp_path / "run" / "history.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows
+    for row in rows:
+        assert float(row["val_jaccard_tuned"]) >= float(row["val_jaccard"]) - 1e-9
+    thresholds = load_checkpoint(tmp_path / "run").thresholds
+    assert all(0.0 < t < 1.0 for t in thresholds)
