@@ -1,55 +1,97 @@
-"""The demo: the built-in sample taken through every stage that exists, top to bottom."""
+"""The demo: the built-in sample taken through every stage, top to bottom.
+
+    DIR/data/          training scenes (the built-in sample)
+    DIR/test/          a held-out scene drawn with another seed, with its truth
+    DIR/run/           the run folder (best.pt, last.pt, history.csv, curves.png, train.log)
+    DIR/predictions/   <scene>_probs.tif, <scene>_mask.tif and <scene>.geojson
+    DIR/scores.json    per-class Jaccard on the held-out scene (and scores.csv)
+
+Each stage whose output is already there is skipped, so running the demo again continues
+where it stopped; `--overwrite` starts over.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+import torch
+from rich.console import Console
 
-from spectraseg.classes import load_classes
-from spectraseg.io.atomic import write_text_atomic
-from spectraseg.io.rasters import open_stack
+from spectraseg.config import load_config
+from spectraseg.evaluate.runner import evaluate_paths
+from spectraseg.evaluate.tables import scores_table, write_scores
+from spectraseg.postprocess.vectorize import vectorize
+from spectraseg.predict.ensemble import load_model
+from spectraseg.predict.raster import predict_raster
 from spectraseg.sample import generate_sample
+from spectraseg.train.run import train_model
 
 log = logging.getLogger(__name__)
 
-
-def prepare_sample(out_dir: Path, *, scenes: int, size: int, overwrite: bool) -> Path:
-    """The sample under out_dir/data, generated once and reused when it is already there."""
-    data = out_dir / "data"
-    if (data / "classes.yaml").exists() and not overwrite:
-        log.info("using the sample already in %s", data)
-        return data
-    return generate_sample(data, scenes=scenes, size=size, seed=0, overwrite=True)
+TEST_SEED = 1000
 
 
-def summarize_sample(data: Path) -> dict[str, Any]:
-    """Scenes, bands and class shares of a sample folder."""
-    import rasterio
+@dataclass(frozen=True)
+class DemoSettings:
+    """What the demo verb exposes: sample size and the training time budget."""
 
-    classes = load_classes(data / "classes.yaml")
-    images = sorted((data / "images").glob("*.tif"))
-    counts = np.zeros(max(classes.ids) + 1)
-    for mask_path in sorted((data / "masks").glob("*.tif")):
-        with rasterio.open(mask_path) as mask:
-            counts += np.bincount(mask.read(1).ravel(), minlength=counts.size)[: counts.size]
-    with open_stack(images[0]) as stack:
-        bands = list(stack.band_names)
-        grid = stack.grid.describe()
-    shares = {spec.name: float(counts[spec.id] / counts.sum()) for spec in classes.classes}
-    return {"scenes": len(images), "bands": bands, "grid": grid, "class_shares": shares}
+    scenes: int = 6
+    size: int = 256
+    minutes: float = 4.0
+    progress: bool = True
 
 
-def run_demo(out_dir: Path, *, minutes: float, scenes: int, size: int, overwrite: bool) -> Path:
-    """Generate the sample and summarize it; later stages join as they land."""
+def _done(path: Path, overwrite: bool) -> bool:
+    if path.exists() and not overwrite:
+        log.info("%s is already there; skipping this step (--overwrite starts over)", path)
+        return True
+    return False
+
+
+def run_demo(
+    out_dir: Path, settings: DemoSettings, *, overwrite: bool, device: torch.device
+) -> float:
+    """Sample -> train -> predict -> vectorize -> evaluate; returns the mean Jaccard."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = prepare_sample(out_dir, scenes=scenes, size=size, overwrite=overwrite)
-    summary = summarize_sample(data)
-    write_text_atomic(out_dir / "sample_summary.json", json.dumps(summary, indent=2))
-    print(f"sample: {summary['scenes']} scenes, {len(summary['bands'])} bands, {summary['grid']}")
-    for name, share in summary["class_shares"].items():
-        print(f"  {name:<10} {share:6.2%}")
-    return out_dir
+    data, test = out_dir / "data", out_dir / "test"
+    if not _done(data / "classes.yaml", overwrite):
+        generate_sample(data, scenes=settings.scenes, size=settings.size, seed=0, overwrite=True)
+    if not _done(test / "classes.yaml", overwrite):
+        generate_sample(test, scenes=1, size=settings.size, seed=TEST_SEED, overwrite=True)
+
+    run = out_dir / "run"
+    if not _done(run / "best.pt", overwrite):
+        if run.exists():
+            shutil.rmtree(run)  # an unfinished earlier run: start it again
+        config = load_config(None, [f"train.max_minutes={settings.minutes}"])
+        train_model(config, data_dir=data, out_dir=run, device=device, progress=settings.progress)
+
+    predictions = out_dir / "predictions"
+    image = test / "images" / "scene_000.tif"
+    if not _done(predictions / "scene_000_mask.tif", overwrite):
+        model = load_model(run / "best.pt", device)
+        predict_raster(
+            model.predictor,
+            image,
+            predictions,
+            info=model.info,
+            device=device,
+            overwrite=True,
+            progress=settings.progress,
+        )
+    if not _done(predictions / "scene_000.geojson", overwrite):
+        vectorize(
+            predictions / "scene_000_mask.tif", predictions / "scene_000.geojson", overwrite=True
+        )
+
+    evaluation, _ = evaluate_paths(predictions, test / "masks", run=run)
+    write_scores(out_dir, evaluation, overwrite=True)
+    Console(soft_wrap=True).print(scores_table(evaluation))
+    print(
+        f"mean Jaccard on the held-out scene: {evaluation.mean_jaccard:.3f} "
+        f"(scores in {out_dir / 'scores.json'})"
+    )
+    return evaluation.mean_jaccard

@@ -17,7 +17,8 @@ from spectraseg.data.rasterize import (
     rasterize_classes,
     rasterize_geometries,
 )
-from spectraseg.io.labels import LabelSettings, read_mask, read_vector_labels
+from spectraseg.io.labels import LabelSettings, read_vector_labels
+from spectraseg.io.masks import read_mask
 from spectraseg.io.rasters import open_stack
 
 pytestmark = pytest.mark.real_data

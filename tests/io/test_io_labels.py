@@ -25,7 +25,8 @@ from spectraseg.io.dstl import (
     write_grid_sizes,
     write_wkt_csv,
 )
-from spectraseg.io.labels import read_area, read_dstl_labels, read_mask, read_vector_labels
+from spectraseg.io.labels import read_area, read_dstl_labels, read_vector_labels
+from spectraseg.io.masks import read_mask
 
 UTM = CRS.from_epsg(32633)
 # 32 x 32 px of 10 m: x 330000..330320, y 5821720..5822040.

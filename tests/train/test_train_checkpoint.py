@@ -12,10 +12,10 @@ from spectraseg.errors import CheckpointError
 from spectraseg.models.unet import UNet
 from spectraseg.train.checkpoint import (
     Checkpoint,
-    build_predictor,
     load_checkpoint,
     save_checkpoint,
 )
+from spectraseg.train.predictor import build_predictor
 
 BANDS = ("blue", "green", "red", "nir")
 SETTINGS = {"depth": 3, "base_filters": 4}

@@ -44,9 +44,9 @@ from spectraseg.io.labels import (
     VectorLabels,
     read_area,
     read_dstl_labels,
-    read_mask,
     read_vector_labels,
 )
+from spectraseg.io.masks import read_mask
 from spectraseg.io.rasters import RASTER_SUFFIXES, list_raster_files, open_stack
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ mask is used (it carries the thresholds `predict` applied). A single truth file 
 single predicted scene whatever the names; a single vector truth file (one GeoPackage for a
 whole region) serves every predicted scene it overlaps.
 
-Truth: rasters (class ids, one band per class or colours, see `io.labels.read_mask`) are read
+Truth: rasters (class ids, one band per class or colours, see `io.masks.read_mask`) are read
 on the prediction's grid, resampled by nearest neighbour when needed; pixels outside the truth
 raster are ignored. Vector truth is reprojected and rasterized on the prediction's grid. Grids
 that cannot be reconciled (one georeferenced and the other not, pixel rasters of different
@@ -33,7 +33,8 @@ from spectraseg.classes import ClassList, ClassSpec, did_you_mean
 from spectraseg.data.rasterize import rasterize_classes, rasterize_geometries
 from spectraseg.errors import DataError, LabelError, RasterError
 from spectraseg.grid import Grid
-from spectraseg.io.labels import VectorLabels, is_vector_file, read_mask, read_vector_labels
+from spectraseg.io.labels import VectorLabels, is_vector_file, read_vector_labels
+from spectraseg.io.masks import read_mask
 from spectraseg.io.rasters import open_dataset
 from spectraseg.postprocess.prediction import scene_name
 

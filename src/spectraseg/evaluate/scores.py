@@ -29,21 +29,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from spectraseg.train.metrics import ClassCounts, mean_over_present
+from spectraseg.train.metrics import ClassCounts, RatesFromCounts, mean_over_present
 
 OBJECT_IOU = 0.5
 OBJECT_STRUCTURE = ndimage.generate_binary_structure(2, 1)
 
 
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    result = np.full(np.shape(numerator), np.nan)
-    np.divide(numerator, denominator, out=result, where=denominator > 0)
-    return result
-
-
 @dataclass(frozen=True)
-class ObjectCounts:
-    """Per-class matched objects (true positives), unmatched predictions and unmatched truth."""
+class ObjectCounts(RatesFromCounts):
+    """Per-class matched objects (true positives), unmatched predictions and unmatched truth.
+
+    Precision, recall and F1 come from `RatesFromCounts`, the same formulas as pixel scores.
+    """
 
     true_positive: np.ndarray
     false_positive: np.ndarray
@@ -58,18 +55,6 @@ class ObjectCounts:
             self.true_positive + other.true_positive,
             self.false_positive + other.false_positive,
             self.false_negative + other.false_negative,
-        )
-
-    def precision(self) -> np.ndarray:
-        return _ratio(self.true_positive, self.true_positive + self.false_positive)
-
-    def recall(self) -> np.ndarray:
-        return _ratio(self.true_positive, self.true_positive + self.false_negative)
-
-    def f1(self) -> np.ndarray:
-        return _ratio(
-            2 * self.true_positive,
-            2 * self.true_positive + self.false_positive + self.false_negative,
         )
 
 

@@ -1,6 +1,6 @@
 # shapely ships no type information (types-shapely is not a dependency).
 # mypy: disable-error-code="import-untyped"
-"""Read labels into polygons or masks on a scene's grid: vector files, DSTL WKT CSV, rasters.
+"""Read labels into polygons on a scene's grid: vector files and DSTL WKT CSV.
 
 Vector labels (GeoJSON, GeoPackage, shapefile, anything OGR reads) carry a class column whose
 raw values are mapped to classes through `classes.yaml` (names, ids and declared `values` all
@@ -12,9 +12,7 @@ One label file may serve many scenes: `VectorLabels.on_grid(grid)` reprojects to
 CRS and keeps only the polygons meeting the scene, clipped to it; a scene it misses gets no
 polygons (the caller decides whether a source meeting no scene at all is an error).
 
-Raster masks are a band of class ids, one band per class, or a colour-coded RGB(A) or palette
-image decoded with the class colours of `classes.yaml`; `ignore_value` (and transparent pixels)
-mark "not labelled".
+Raster masks are read by `io/masks.py`, with the same `LabelSettings` and value mapping.
 """
 
 from __future__ import annotations
@@ -36,13 +34,10 @@ import shapely
 from affine import Affine
 from rasterio._err import CPLE_BaseError  # PROJ failures: only the private module exports it
 from rasterio.crs import CRS
-from rasterio.enums import ColorInterp, Resampling
-from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError
-from rasterio.vrt import WarpedVRT
-from rasterio.windows import Window
+from rasterio.errors import CRSError, RasterioError
 from shapely.geometry.base import BaseGeometry
 
-from spectraseg.classes import ClassList, Colour, did_you_mean
+from spectraseg.classes import ClassList, did_you_mean
 from spectraseg.errors import LabelError, SpectrasegWarning
 from spectraseg.grid import Grid
 from spectraseg.io.dstl import (
@@ -257,7 +252,7 @@ def reproject_geometries(geometries: Array, src: CRS, dst: CRS, *, source: str =
     return np.asarray(moved, dtype=object)
 
 
-def _value_text(value: Any) -> str | None:
+def value_text(value: Any) -> str | None:
     """Raw class values as text: 7205.0 reads as '7205' so that numeric ids still match."""
     if value is None:
         return None
@@ -354,7 +349,7 @@ def read_vector_labels(
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as error:
         raise LabelError(f"{source}: cannot read features ({error}).") from None
     geometries = np.asarray(shapely.from_wkb(wkb), dtype=object)
-    values = [_value_text(v) for v in field_data[0]]
+    values = [value_text(v) for v in field_data[0]]
     feature_ids = np.asarray(fids if fids is not None else np.arange(len(values)))
     return _build_labels(
         str(source), crs, geometries, values, feature_ids, classes, what=f"column {column!r}"
@@ -530,209 +525,6 @@ def read_dstl_labels(
             what="ClassType",
         )
     return DstlLabels(str(wkt_csv), rows, read_grid_sizes(grid_sizes_csv), classes)
-
-
-# ---------------------------------------------------------------------------- raster masks
-
-
-def _open_mask(path: Path) -> rasterio.io.DatasetReader:
-    if not path.exists():
-        raise LabelError(f"{path}: no such mask file.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
-    except RasterioError as error:
-        detail = str(error).split("\n")[0]
-        raise LabelError(f"{path}: not a raster GDAL can read ({detail}).") from None
-
-
-def _mask_reader(
-    dataset: rasterio.io.DatasetReader, grid: Grid, path: Path
-) -> rasterio.io.DatasetReader | WarpedVRT:
-    """The mask itself when it is on the grid, else a nearest-neighbour warp onto it."""
-    own_crs = dataset.crs if not dataset.transform.is_identity else None
-    if dataset.shape == grid.shape and (
-        grid.crs is None
-        or own_crs is None
-        or (own_crs == grid.crs and dataset.transform.almost_equals(grid.transform, 1e-6))
-    ):
-        return dataset
-    if (own_crs is None) != (grid.crs is None):
-        raise LabelError(
-            f"{path}: mask is {dataset.width} x {dataset.height} px "
-            f"{'without' if own_crs is None else 'with'} a CRS, the image "
-            f"{grid.describe()}: they cannot be aligned. Give the mask the image's grid."
-        )
-    if own_crs is None:
-        # Both in pixel coordinates: align by extent, as the image bands are.
-        crs = CRS.from_epsg(3857)
-        source_transform = Affine.scale(grid.width / dataset.width, grid.height / dataset.height)
-    else:
-        crs, source_transform = own_crs, dataset.transform
-    return WarpedVRT(
-        dataset,
-        src_crs=crs,
-        src_transform=source_transform,
-        crs=grid.crs or crs,
-        transform=grid.transform,
-        width=grid.width,
-        height=grid.height,
-        resampling=Resampling.nearest,
-    )
-
-
-def _detect_encoding(dataset: rasterio.io.DatasetReader, num_classes: int, path: Path) -> str:
-    if dataset.count == 1:
-        try:
-            dataset.colormap(1)
-            return "colour"
-        except ValueError:
-            return "ids"
-    rgb = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
-    if dataset.count in (3, 4) and tuple(dataset.colorinterp[:3]) == rgb:
-        return "colour"
-    if dataset.count == num_classes:
-        return "per_class"
-    raise LabelError(
-        f"{path}: a {dataset.count}-band mask is neither RGB(A) nor one band per class "
-        f"({num_classes} classes). Set data.labels.mask_encoding."
-    )
-
-
-def read_mask(
-    path: str | os.PathLike[str],
-    classes: ClassList,
-    grid: Grid,
-    *,
-    encoding: MaskEncoding = "auto",
-    window: Window | None = None,
-) -> tuple[Array, Array]:
-    """(mask (K, h, w) bool, ignore (h, w) bool) from a raster mask, on `grid` (or a window).
-
-    `ids`: one band of class ids (0 background; raw values map through classes.yaml, so a
-    0/255 road mask works with `values: [255]`). `per_class`: band k is class k (non-zero =
-    in the class). `colour`: RGB(A) or a palette image; colours are the classes' `colour`,
-    black is background, transparent pixels are ignored. `ignore_value` pixels are ignored.
-    """
-    source = Path(path)
-    dataset = _open_mask(source)
-    try:
-        chosen = (
-            _detect_encoding(dataset, len(classes.classes), source)
-            if encoding == "auto"
-            else encoding
-        )
-        reader = _mask_reader(dataset, grid, source)
-        try:
-            data = reader.read(window=window)
-        except RasterioError as error:
-            raise LabelError(f"{source}: cannot read the mask ({error}).") from None
-        palette = None
-        if chosen == "colour" and dataset.count == 1:
-            try:
-                palette = dataset.colormap(1)
-            except ValueError:
-                raise LabelError(
-                    f"{source}: a one-band mask has no palette, so it cannot be a colour mask. "
-                    "Use mask_encoding: ids."
-                ) from None
-        if isinstance(reader, WarpedVRT):
-            reader.close()
-    finally:
-        dataset.close()
-    if chosen == "ids":
-        return _decode_ids(data[0], classes, source)
-    if chosen == "per_class":
-        return _decode_per_class(data, classes, source)
-    if chosen == "colour":
-        if palette is not None:
-            lut = np.zeros((256, 4), dtype=np.uint8)
-            for index, rgba in palette.items():
-                if 0 <= index < 256:
-                    lut[index] = rgba[:4] if len(rgba) >= 4 else (*rgba[:3], 255)
-            data = np.moveaxis(lut[np.clip(data[0], 0, 255).astype(np.int64)], -1, 0)
-        return _decode_colours(data, classes, source)
-    raise LabelError(f"{source}: unknown mask encoding {chosen!r}; use ids, per_class or colour.")
-
-
-def _apply_unmapped(
-    unmapped: Array, classes: ClassList, ignore: Array, *, source: Path, shown: str
-) -> None:
-    if not unmapped.any():
-        return
-    if classes.unmapped_values == "error":
-        raise LabelError(
-            f"{source}: mask values not in classes.yaml: {shown}. Add them to a class's "
-            "`values` (or `colour`), or set unmapped_values: ignore|background."
-        )
-    if classes.unmapped_values == "ignore":
-        ignore |= unmapped
-
-
-def _decode_ids(band: Array, classes: ClassList, source: Path) -> tuple[Array, Array]:
-    num_classes = len(classes.classes)
-    mask = np.zeros((num_classes, *band.shape), dtype=bool)
-    ignore = np.zeros(band.shape, dtype=bool)
-    table = classes.lookup()
-    unmapped = np.zeros(band.shape, dtype=bool)
-    unknown: list[str] = []
-    for value in np.unique(band):
-        text = _value_text(value.item())
-        where = band == value
-        if classes.ignore_value is not None and value == classes.ignore_value:
-            ignore |= where
-        elif text is not None and text in table:
-            mask[table[text]] |= where
-        elif value != 0:
-            unmapped |= where
-            unknown.append(str(text))
-    _apply_unmapped(unmapped, classes, ignore, source=source, shown=", ".join(unknown[:8]))
-    return mask, ignore
-
-
-def _decode_per_class(data: Array, classes: ClassList, source: Path) -> tuple[Array, Array]:
-    num_classes = len(classes.classes)
-    if data.shape[0] != num_classes:
-        raise LabelError(
-            f"{source}: {data.shape[0]} bands for {num_classes} classes; a per-class mask needs "
-            "one band per class, in classes.yaml order."
-        )
-    if classes.ignore_value is not None:
-        ignore = np.any(data == classes.ignore_value, axis=0)
-        mask = (data != 0) & (data != classes.ignore_value)
-    else:
-        ignore = np.zeros(data.shape[1:], dtype=bool)
-        mask = data != 0
-    return mask, ignore
-
-
-def _decode_colours(data: Array, classes: ClassList, source: Path) -> tuple[Array, Array]:
-    if data.shape[0] not in (3, 4):
-        raise LabelError(f"{source}: a colour mask needs 3 (RGB) or 4 (RGBA) bands.")
-    rgb = data[:3].astype(np.int64)
-    packed = (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
-    ignore = data[3] == 0 if data.shape[0] == 4 else np.zeros(packed.shape, dtype=bool)
-    mask = np.zeros((len(classes.classes), *packed.shape), dtype=bool)
-    known = np.zeros(packed.shape, dtype=bool)
-    for position, colour in enumerate(classes.colours):
-        hit = packed == _pack(colour)
-        mask[position] = hit & ~ignore
-        known |= hit
-    unmapped = ~known & (packed != 0) & ~ignore
-    unknown = [f"#{int(v):06x}" for v in np.unique(packed[unmapped])[:8]]
-    _apply_unmapped(unmapped, classes, ignore, source=source, shown=", ".join(unknown))
-    duplicated = [c for c, n in Counter(classes.colours).items() if n > 1]
-    if duplicated:
-        raise LabelError(
-            f"{source}: classes share the colour(s) {duplicated}; colour masks need one colour "
-            "per class. Give each class its own colour in classes.yaml."
-        )
-    return mask, ignore
-
-
-def _pack(colour: Colour) -> int:
-    return (colour[0] << 16) | (colour[1] << 8) | colour[2]
 
 
 def is_vector_file(path: Path) -> bool:

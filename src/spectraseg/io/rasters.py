@@ -132,10 +132,13 @@ def data_band_indexes(dataset: DatasetReader) -> list[int]:
     return [i for i in range(1, dataset.count + 1) if i not in alpha]
 
 
-def _grid_of(dataset: DatasetReader) -> Grid:
+def grid_of(dataset: DatasetReader) -> Grid:
+    """The grid of an open raster.
+
+    A raster without CRS, or with an identity transform, is in pixel coordinates: its grid has
+    no CRS and the identity transform.
+    """
     georeferenced = dataset.crs is not None and not dataset.transform.is_identity
-    if dataset.crs is not None and dataset.transform.is_identity:
-        georeferenced = False
     return Grid(
         crs=dataset.crs if georeferenced else None,
         transform=dataset.transform if georeferenced else Affine.identity(),
@@ -211,7 +214,7 @@ def _deduplicate(files: Sequence[_SourceFile]) -> None:
 def _reference_grid(
     files: Sequence[_SourceFile], reference: Path | None, resolution: float | None
 ) -> Grid:
-    grids = [_grid_of(f.dataset) for f in files]
+    grids = [grid_of(f.dataset) for f in files]
     georeferenced = [g.is_georeferenced for g in grids]
     if reference is not None:
         matches = [i for i, f in enumerate(files) if f.path.resolve() == reference.resolve()]
@@ -280,7 +283,7 @@ class RasterStack:
 
     def _reader_for(self, source: _SourceFile) -> DatasetReader | WarpedVRT:
         dataset = source.dataset
-        own = _grid_of(dataset)
+        own = grid_of(dataset)
         if self.grid.is_georeferenced:
             src_crs, src_transform = dataset.crs, dataset.transform
         else:

@@ -24,14 +24,12 @@ from types import TracebackType
 from typing import Literal
 
 import numpy as np
-from affine import Affine
-from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from spectraseg.classes import ClassList, did_you_mean
 from spectraseg.errors import LabelError, RasterError
 from spectraseg.grid import Grid
-from spectraseg.io.rasters import open_dataset
+from spectraseg.io.rasters import grid_of, open_dataset
 from spectraseg.postprocess.thresholds import THRESHOLDS_TAG, thresholds_from_tag
 
 log = logging.getLogger(__name__)
@@ -57,17 +55,6 @@ def scene_name(path: str | os.PathLike[str]) -> str:
         if stem.endswith(suffix):
             return stem[: -len(suffix)]
     return stem
-
-
-def _grid_of(dataset: DatasetReader) -> Grid:
-    # A raster without CRS, or with an identity transform, is in pixel coordinates.
-    georeferenced = dataset.crs is not None and not dataset.transform.is_identity
-    return Grid(
-        crs=dataset.crs if georeferenced else None,
-        transform=dataset.transform if georeferenced else Affine.identity(),
-        width=dataset.width,
-        height=dataset.height,
-    )
 
 
 def _kind_of(tags: dict[str, str], path: Path, dtype: str) -> Kind:
@@ -175,7 +162,7 @@ class PredictionRaster:
             kind=kind,
             class_names=tuple(names),
             class_ids=ids,
-            grid=_grid_of(dataset),
+            grid=grid_of(dataset),
             head=head,
             tuned_thresholds=tuple(tuned) if tuned is not None else None,
             class_band=class_band,

@@ -7,7 +7,7 @@ it is written atomically (`io/atomic.py`) and read with `torch.load(weights_only
 cannot run code from a malicious file, then validated field by field, so a corrupt, foreign or
 newer file fails with one line naming it instead of a KeyError deep in prediction.
 
-`build_predictor` turns a checkpoint into the callable `predict_raster` feeds raw bands to.
+`train/predictor.py` turns a checkpoint into the callable `predict_raster` feeds raw bands to.
 """
 
 from __future__ import annotations
@@ -19,29 +19,19 @@ import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 
 from spectraseg import __version__
-from spectraseg.data.indices import IndexSettings, add_indices
-from spectraseg.data.normalize import BandStats, normalize
-from spectraseg.errors import CheckpointError, ConfigError
+from spectraseg.errors import CheckpointError
 from spectraseg.io.atomic import atomic_path
-from spectraseg.models.registry import build_model
-from spectraseg.models.unet import probabilities
-from spectraseg.train.forest import ForestModel
-from spectraseg.train.index_threshold import IndexThresholdModel
-from spectraseg.train.loop import pad_to_multiple
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
-    "PREDICTORS",
     "Checkpoint",
-    "Predictor",
-    "build_predictor",
     "git_commit",
     "library_versions",
     "load_checkpoint",
@@ -85,15 +75,6 @@ class Checkpoint:
     def without_training_state(self) -> Checkpoint:
         """The same checkpoint minus optimizer and RNG state (what `best.pt` holds)."""
         return replace(self, training_state=None)
-
-
-class Predictor(Protocol):
-    """Raw bands in, probabilities out: what `predict_raster` calls on each batch of windows."""
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        """(N, C, h, w) float32 raw bands in `band_names` order, NaN where invalid ->
-        (N, K, h, w) float32 probabilities."""
-        ...
 
 
 def library_versions() -> dict[str, str]:
@@ -308,132 +289,3 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             "spectraseg checkpoint."
         ) from None
     return _validate(document, source)
-
-
-class _Preprocess:
-    """Raw bands -> the model's input: indices appended, then normalized, as in training."""
-
-    def __init__(self, checkpoint: Checkpoint) -> None:
-        self.band_names = checkpoint.band_names
-        data_section = checkpoint.config.get("data", {})
-        custom = data_section.get("indices", {}).get("custom", {}) if data_section else {}
-        self.indices = IndexSettings(names=checkpoint.indices, custom=custom)
-        try:
-            self.stats = BandStats.from_dict(checkpoint.normalization, source="checkpoint")
-        except ConfigError as error:
-            raise CheckpointError(str(error)) from None
-        self.method = checkpoint.normalization.get("method", "standard")
-
-    def __call__(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(C, h, w) raw bands, NaN where invalid -> (normalized input, valid (h, w))."""
-        valid = np.isfinite(raw).all(axis=0)
-        image, names, valid = add_indices(
-            raw,
-            self.band_names,
-            valid,
-            self.indices.names,
-            custom=self.indices.custom,
-        )
-        return normalize(image, self.stats, self.method, band_names=names, valid=valid), valid
-
-
-class _UNetPredictor:
-    """A U-Net checkpoint as a `Predictor`; any window size works (padded to the depth)."""
-
-    def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
-        self.preprocess = _Preprocess(checkpoint)
-        self.head = checkpoint.head
-        self.device = device
-        try:
-            model = build_model(
-                checkpoint.model_name,
-                checkpoint.in_channels,
-                checkpoint.num_classes,
-                checkpoint.model_settings,
-            )
-            model.load_state_dict(checkpoint.weights)
-        except (RuntimeError, ConfigError) as error:
-            reason = str(error).splitlines()[0]
-            raise CheckpointError(
-                f"checkpoint weights do not fit its {checkpoint.model_name} settings ({reason})."
-            ) from None
-        self.multiple = int(getattr(model, "size_multiple", 1))
-        # Channels-last convolutions are about 1.45x faster on CPU (docs/benchmarks.md).
-        self.memory_format = torch.channels_last if device.type == "cpu" else torch.preserve_format
-        # Module.to accepts memory_format at run time; torch's overloads do not declare it.
-        model.to(device, memory_format=self.memory_format)  # type: ignore[call-overload]
-        self.model = model.eval()
-
-    @torch.no_grad()
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        height, width = batch.shape[-2:]
-        inputs = np.stack([self.preprocess(raw)[0] for raw in batch.detach().cpu().numpy()])
-        tensor = torch.from_numpy(inputs).to(self.device)
-        padded = pad_to_multiple(tensor, self.multiple).contiguous(memory_format=self.memory_format)
-        logits = self.model(padded)[..., :height, :width].float()
-        return probabilities(logits, self.head).contiguous().to(batch.device)
-
-
-class _ForestPredictor:
-    """A random-forest checkpoint as a `Predictor` (numpy on the CPU whatever the device)."""
-
-    def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
-        del device  # the forest walks its node arrays in numpy
-        self.preprocess = _Preprocess(checkpoint)
-        self.forest = ForestModel.from_arrays(
-            {key: np.asarray(value) for key, value in checkpoint.weights.items()}
-        )
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        outputs = []
-        for raw in batch.detach().cpu().numpy():
-            image, valid = self.preprocess(raw)
-            probs = self.forest.predict_image(image)
-            probs[:, ~valid] = 0.0
-            outputs.append(probs)
-        return torch.from_numpy(np.stack(outputs)).to(batch.device)
-
-
-class _IndexThresholdPredictor:
-    """An index-threshold checkpoint as a `Predictor` (numpy on the CPU)."""
-
-    def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
-        del device  # a comparison per class and pixel needs no accelerator
-        self.preprocess = _Preprocess(checkpoint)
-        self.model = IndexThresholdModel.from_arrays(
-            {key: np.asarray(value) for key, value in checkpoint.weights.items()},
-            channel_names=(*checkpoint.band_names, *checkpoint.indices),
-        )
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        outputs = []
-        for raw in batch.detach().cpu().numpy():
-            image, valid = self.preprocess(raw)
-            probs = self.model.predict_image(image)
-            probs[:, ~valid] = 0.0
-            outputs.append(probs)
-        return torch.from_numpy(np.stack(outputs)).to(batch.device)
-
-
-PREDICTORS: dict[str, Callable[[Checkpoint, torch.device], Predictor]] = {
-    "unet": _UNetPredictor,
-    "random-forest": _ForestPredictor,
-    "index-threshold": _IndexThresholdPredictor,
-}
-
-
-def build_predictor(checkpoint: Checkpoint, device: torch.device) -> Predictor:
-    """The callable mapping raw bands to probabilities for this checkpoint's model.
-
-    It appends the checkpoint's indices and applies its normalization itself, so callers feed
-    raw bands in `checkpoint.band_names` order with NaN for invalid pixels.
-
-    Raises:
-        CheckpointError: the model kind is unknown or its weights do not fit its settings.
-    """
-    if checkpoint.model_name not in PREDICTORS:
-        raise CheckpointError(
-            f"checkpoint model {checkpoint.model_name!r} is unknown to this spectraseg; "
-            f"known: {', '.join(PREDICTORS)}."
-        )
-    return PREDICTORS[checkpoint.model_name](checkpoint, device)

@@ -17,53 +17,30 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+from typing import Any, Literal, cast
 
-import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
 from torch.utils.data import DataLoader
 
-from spectraseg.classes import ClassList
-from spectraseg.data.catalog import load_dataset
-from spectraseg.data.dataset import PatchDataset, TrainingData, ValidationSet, prepare_training_data
-from spectraseg.data.normalize import BandStats
-from spectraseg.data.scene import Scene
-from spectraseg.errors import CheckpointError, ConfigError, SpectrasegError
-from spectraseg.models.registry import build_model
+from spectraseg.data.dataset import PatchDataset, ValidationSet
 from spectraseg.settings import Settings
-from spectraseg.train.checkpoint import (
-    Checkpoint,
-    git_commit,
-    library_versions,
-    load_checkpoint,
-    save_checkpoint,
-)
-from spectraseg.train.forest import fit_forest
-from spectraseg.train.index_threshold import fit_index_threshold
-from spectraseg.train.loop import (
-    Evaluation,
-    Loss,
-    evaluate,
-    evaluate_probabilities,
-    train_one_epoch,
-)
-from spectraseg.train.losses import build_loss
+from spectraseg.train.checkpoint import Checkpoint, save_checkpoint
+from spectraseg.train.loop import Evaluation, Loss, evaluate, train_one_epoch
+from spectraseg.train.metrics import mean_over_present
 from spectraseg.train.run_folder import HistoryRow, RunFolder
 from spectraseg.train.schedule import Plateau, ScheduleSettings, learning_rate
 
-if TYPE_CHECKING:  # config.py composes TrainSettings from here: import it for types only
-    from spectraseg.config import Config
-
 __all__ = [
     "FitResult",
+    "FitState",
     "TrainSettings",
     "cpu_count",
     "default_workers",
+    "filled_checkpoint",
     "fit",
-    "train_model",
+    "history_row",
 ]
 
 log = logging.getLogger(__name__)
@@ -114,7 +91,7 @@ def default_workers() -> int:
 
 
 @dataclass
-class _State:
+class FitState:
     """What changes from epoch to epoch; all of it goes into `last.pt` for `--resume`."""
 
     epoch: int = 0
@@ -190,8 +167,8 @@ def _progress_bar(enabled: bool, total: int, description: str) -> Iterator[Calla
         yield advance
 
 
-def _history_row(
-    state: _State,
+def history_row(
+    state: FitState,
     evaluation: Evaluation,
     *,
     train_loss: float,
@@ -199,6 +176,7 @@ def _history_row(
     tuned_score: float,
     class_names: Sequence[str],
 ) -> dict[str, float | int | str]:
+    """One line of `history.csv`: where training stands and how validation scored."""
     row: dict[str, float | int | str] = {
         "epoch": state.epoch,
         "step": state.step,
@@ -252,7 +230,7 @@ def fit(
         # Module.to accepts memory_format at run time; torch's overloads do not declare it.
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = _optimizer(model, settings)
-    state = _State()
+    state = FitState()
     plateau = Plateau(patience=settings.schedule.patience_epochs)
     best_weights = _cpu_weights(model)
     if resume is not None:
@@ -323,12 +301,12 @@ def fit(
         score = evaluation.mean_jaccard
         score = 0.0 if math.isnan(score) else score
         thresholds, tuned = evaluation.tuned()
-        row = _history_row(
+        row = history_row(
             state,
             evaluation,
             train_loss=train_loss,
             rate=rate_at(max(0, state.step - 1)),
-            tuned_score=_mean(tuned),
+            tuned_score=mean_over_present(tuned),
             class_names=class_names,
         )
         if not state.history or state.history[-1]["epoch"] != state.epoch:
@@ -339,7 +317,7 @@ def fit(
             state.thresholds = tuple(float(t) for t in thresholds)
             best_weights = _cpu_weights(model)
             if run is not None and checkpoint is not None:
-                best = _filled(checkpoint, best_weights, state, epoch=state.epoch)
+                best = filled_checkpoint(checkpoint, best_weights, state, epoch=state.epoch)
                 save_checkpoint(run.best, best)
         else:
             state.stale_epochs += 1
@@ -350,14 +328,14 @@ def fit(
             train_loss,
             evaluation.loss,
             score,
-            _mean(tuned),
+            mean_over_present(tuned),
             " *" if state.best_epoch == state.epoch else "",
         )
         if run is not None:
             if checkpoint is not None:
                 # last.pt predicts with its own weights: give it this epoch's tuned thresholds.
                 last = replace(
-                    _filled(checkpoint, _cpu_weights(model), state, epoch=state.epoch),
+                    filled_checkpoint(checkpoint, _cpu_weights(model), state, epoch=state.epoch),
                     thresholds=tuple(float(t) for t in thresholds),
                 )
                 training_state = _training_state(state, optimizer, plateau)
@@ -390,14 +368,10 @@ def fit(
     )
 
 
-def _mean(values: np.ndarray) -> float:
-    present = values[~np.isnan(values)]
-    return float(present.mean()) if present.size else math.nan
-
-
-def _filled(
-    template: Checkpoint, weights: dict[str, torch.Tensor], state: _State, *, epoch: int
+def filled_checkpoint(
+    template: Checkpoint, weights: dict[str, torch.Tensor], state: FitState, *, epoch: int
 ) -> Checkpoint:
+    """`template` with these weights and the state's best score and thresholds, for `epoch`."""
     return replace(
         template,
         weights=weights,
@@ -409,7 +383,7 @@ def _filled(
 
 
 def _training_state(
-    state: _State, optimizer: torch.optim.Optimizer, plateau: Plateau
+    state: FitState, optimizer: torch.optim.Optimizer, plateau: Plateau
 ) -> dict[str, Any]:
     return {
         "optimizer": optimizer.state_dict(),
@@ -431,13 +405,13 @@ def _restore(
     optimizer: torch.optim.Optimizer,
     plateau: Plateau,
     best_weights: dict[str, torch.Tensor],
-) -> tuple[_State, dict[str, torch.Tensor]]:
+) -> tuple[FitState, dict[str, torch.Tensor]]:
     optimizer.load_state_dict(saved["optimizer"])
     if "best_weights" in saved:
         best_weights = dict(saved["best_weights"])
     plateau.load_state_dict(saved["plateau"])
     torch.set_rng_state(saved["torch_rng"])
-    state = _State(
+    state = FitState(
         epoch=int(saved["epoch"]),
         step=int(saved["step"]),
         seconds=float(saved["seconds"]),
@@ -448,287 +422,3 @@ def _restore(
         history=[dict(row) for row in saved["history"]],
     )
     return state, best_weights
-
-
-# ---------------------------------------------------------------------------------------------
-# A whole run: data folder + config -> run folder.
-
-
-def _checkpoint_template(
-    config: Config,
-    scenes: Sequence[Scene],
-    classes: ClassList,
-    data: TrainingData,
-    *,
-    in_channels: int,
-    model_settings: Mapping[str, Any],
-    head: str,
-) -> Checkpoint:
-    """Everything `best.pt` says about the model except what training fills in."""
-    index_names = set(config.data.indices.names)
-    band_names = list(scenes[0].band_names)
-    indices: list[str] = []
-    # Indices are appended after the raw bands: peel them off the end.
-    while band_names and band_names[-1] in index_names and len(indices) < len(index_names):
-        indices.insert(0, band_names.pop())
-    return Checkpoint(
-        model_name=config.model.name,
-        model_settings=dict(model_settings),
-        in_channels=in_channels,
-        num_classes=len(classes.classes),
-        head=head,
-        band_names=tuple(band_names),
-        indices=tuple(indices),
-        normalization={"method": data.normalization, **data.stats.to_dict()},
-        class_names=classes.names,
-        class_colours=classes.colours,
-        thresholds=tuple(0.5 for _ in classes.classes),
-        resolution=scenes[0].grid.resolution,
-        patch_size=data.patch_size,
-        epoch=0,
-        best_score=-math.inf,
-        seed=config.train.seed,
-        versions=library_versions(),
-        git_commit=git_commit(),
-        config=config.model_dump(mode="json"),
-        weights={},
-    )
-
-
-def train_model(
-    config: Config,
-    *,
-    data_dir: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
-    resume: bool = False,
-    overwrite: bool = False,
-    device: torch.device | None = None,
-    progress: bool = False,
-) -> FitResult:
-    """Train the configured model on a data folder and fill a run folder.
-
-    Args:
-        resume: continue from `out_dir/last.pt` (U-Net only); `config` should be the run's own
-            (`out_dir/config.yaml`), with only epochs or the time budget changed.
-        overwrite: start over in a non-empty `out_dir`.
-
-    Raises:
-        OutputExistsError: `out_dir` is not empty and neither `resume` nor `overwrite` is set.
-        DataError, LabelError, RasterError: the data folder cannot be used.
-    """
-    started = time.monotonic()
-    run = RunFolder(Path(out_dir))
-    if resume and config.model.name != "unet":
-        raise ConfigError(
-            f"--resume continues a U-Net; a {config.model.name} trains in one go. "
-            "Drop --resume (and pass --overwrite) to train it again."
-        )
-    run.prepare(resume=resume, overwrite=overwrite)
-    device = device or torch.device("cpu")
-    try:
-        with run.logging_to_file():
-            return _train(
-                config,
-                data_dir,
-                run,
-                resume=resume,
-                device=device,
-                started=started,
-                progress=progress,
-            )
-    except SpectrasegError:
-        if not resume:
-            run.remove_unfinished()
-        raise
-
-
-def _train(
-    config: Config,
-    data_dir: str | os.PathLike[str],
-    run: RunFolder,
-    *,
-    resume: bool,
-    device: torch.device,
-    started: float,
-    progress: bool,
-) -> FitResult:
-    log.info("training %s from %s into %s on %s", config.model.name, data_dir, run.path, device)
-    if not resume:
-        run.write_config(config.to_yaml())
-    scenes, classes = load_dataset(
-        data_dir,
-        indices=config.data.indices,
-        labels=config.data.labels,
-        band_names=config.data.bands or None,
-        resolution=config.data.resolution,
-    )
-    if config.model.name == "unet":
-        return _train_unet(
-            config,
-            scenes,
-            classes,
-            run,
-            resume=resume,
-            device=device,
-            started=started,
-            progress=progress,
-        )
-    return _train_baseline(config, scenes, classes, run)
-
-
-def _train_unet(
-    config: Config,
-    scenes: Sequence[Scene],
-    classes: ClassList,
-    run: RunFolder,
-    *,
-    resume: bool,
-    device: torch.device,
-    started: float,
-    progress: bool,
-) -> FitResult:
-    settings = config.model.unet
-    saved = load_checkpoint(run.last) if resume else None
-    if saved is not None and saved.training_state is None:
-        raise CheckpointError(f"{run.last}: holds no training state to resume from.")
-    torch.manual_seed(config.train.seed)
-    in_channels = scenes[0].num_bands
-    model = build_model("unet", in_channels, len(classes.classes), settings)
-    size_multiple = int(getattr(model, "size_multiple", 1))
-    stats = BandStats.from_dict(saved.normalization) if saved is not None else None
-    data = prepare_training_data(
-        scenes,
-        data=config.data,
-        sampling=config.sampling,
-        augment_settings=config.augment,
-        size_multiple=size_multiple,
-        patches_per_epoch=config.train.patches_per_epoch,
-        seed=config.train.seed,
-        stats=stats,
-    )
-    template = _checkpoint_template(
-        config,
-        scenes,
-        classes,
-        data,
-        in_channels=in_channels,
-        model_settings=settings.model_dump(mode="json"),
-        head=settings.head,
-    )
-    resume_state: dict[str, Any] | None = None
-    if saved is not None and saved.training_state is not None:
-        model.load_state_dict(saved.weights)
-        resume_state = dict(saved.training_state)
-        if run.best.is_file():
-            resume_state["best_weights"] = load_checkpoint(run.best).weights
-        log.info("resuming %s after epoch %d", run.path, saved.epoch)
-    return fit(
-        model,
-        data.train,
-        data.validation,
-        settings=config.train,
-        loss_fn=build_loss(config.loss, settings.head),
-        head=settings.head,
-        device=device,
-        class_names=classes.names,
-        size_multiple=size_multiple,
-        checkpoint=template,
-        run=run,
-        resume=resume_state,
-        started=started,
-        progress=progress,
-    )
-
-
-class _PixelModel(Protocol):
-    """What the baselines share: probabilities of a whole image, and plain arrays to save."""
-
-    def predict_image(self, image: np.ndarray) -> np.ndarray: ...
-
-    def to_arrays(self) -> dict[str, np.ndarray]: ...
-
-
-def _train_baseline(
-    config: Config, scenes: Sequence[Scene], classes: ClassList, run: RunFolder
-) -> FitResult:
-    """A per-pixel baseline, on the same split, bands, indices and normalization as the U-Net."""
-    started = time.monotonic()
-    data = prepare_training_data(
-        scenes,
-        data=config.data,
-        sampling=config.sampling,
-        augment_settings=config.augment,
-        size_multiple=1,
-        patches_per_epoch=1,
-        seed=config.train.seed,
-    )
-    train = data.train
-    # Pixels outside the training region (validation blocks and their gap) are left out.
-    ignored = [
-        skip if region is None else skip | ~region
-        for skip, region in zip(train.ignored, data.split.regions, strict=True)
-    ]
-    model: _PixelModel
-    settings: Settings
-    if config.model.name == "random-forest":
-        settings = config.model.random_forest
-        model = fit_forest(train.images, train.masks, ignored, config.model.random_forest)
-    else:
-        settings = config.model.index_threshold
-        model = fit_index_threshold(
-            train.images,
-            train.masks,
-            ignored,
-            scenes[0].band_names,
-            config.model.index_threshold,
-            class_names=classes.names,
-        )
-    evaluation = evaluate_probabilities(model.predict_image, data.validation)
-    thresholds, tuned = evaluation.tuned()
-    score = evaluation.mean_jaccard
-    score = 0.0 if math.isnan(score) else score
-    state = _State(
-        epoch=1,
-        seconds=time.monotonic() - started,
-        best_score=score,
-        best_epoch=1,
-        thresholds=tuple(float(t) for t in thresholds),
-    )
-    state.history.append(
-        _history_row(
-            state,
-            evaluation,
-            train_loss=math.nan,
-            rate=math.nan,
-            tuned_score=_mean(tuned),
-            class_names=classes.names,
-        )
-    )
-    template = _checkpoint_template(
-        config,
-        scenes,
-        classes,
-        data,
-        in_channels=scenes[0].num_bands,
-        model_settings=settings.model_dump(mode="json"),
-        head="sigmoid",
-    )
-    # np.array copies (0-d arrays stay 0-d, unlike ascontiguousarray): tensors own their data.
-    weights = {key: torch.from_numpy(np.array(value)) for key, value in model.to_arrays().items()}
-    finished = _filled(template, weights, state, epoch=1)
-    save_checkpoint(run.best, finished)
-    save_checkpoint(run.last, finished)
-    run.write_history(state.history)
-    run.write_curves(state.history, classes.names)
-    log.info(
-        "%s: validation mean Jaccard %.3f (tuned %.3f)", config.model.name, score, _mean(tuned)
-    )
-    return FitResult(
-        best_weights=weights,
-        thresholds=state.thresholds,
-        best_score=score,
-        best_epoch=1,
-        epochs=1,
-        stopped="epochs",
-        history=tuple(state.history),
-    )

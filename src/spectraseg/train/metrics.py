@@ -20,6 +20,7 @@ from spectraseg.errors import ConfigError
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "ClassCounts",
+    "RatesFromCounts",
     "ThresholdSweep",
     "binarize",
     "mean_over_present",
@@ -65,8 +66,42 @@ def mean_over_present(values: np.ndarray) -> float:
     return float(present.mean()) if present.size else float("nan")
 
 
+class RatesFromCounts:
+    """Jaccard, precision, recall and F1 from per-class true/false positive/negative counts.
+
+    The one place these formulas live: pixel counts (`ClassCounts`) and object counts
+    (`spectraseg.evaluate.scores.ObjectCounts`) both inherit them. Each score is (K,) float64,
+    NaN where undefined (a zero denominator).
+    """
+
+    true_positive: np.ndarray
+    false_positive: np.ndarray
+    false_negative: np.ndarray
+
+    def jaccard(self) -> np.ndarray:
+        """(K,) intersection over union; NaN where the class is absent in truth and prediction."""
+        return _ratio(
+            self.true_positive, self.true_positive + self.false_positive + self.false_negative
+        )
+
+    def precision(self) -> np.ndarray:
+        """(K,) share of what is predicted that is right; NaN where nothing is predicted."""
+        return _ratio(self.true_positive, self.true_positive + self.false_positive)
+
+    def recall(self) -> np.ndarray:
+        """(K,) share of the truth that is found; NaN where the class is absent in truth."""
+        return _ratio(self.true_positive, self.true_positive + self.false_negative)
+
+    def f1(self) -> np.ndarray:
+        """(K,) F1 = Dice; NaN where the class is absent in truth and prediction."""
+        return _ratio(
+            2 * self.true_positive,
+            2 * self.true_positive + self.false_positive + self.false_negative,
+        )
+
+
 @dataclass(eq=False)
-class ClassCounts:
+class ClassCounts(RatesFromCounts):
     """Per-class true/false positive/negative pixel counts, each (K,) int64, over valid pixels.
 
     Accumulate with `add` (in place) or `+`; read scores with `jaccard`, `precision`, `recall`
@@ -127,27 +162,6 @@ class ClassCounts:
             self.false_positive + other.false_positive,
             self.false_negative + other.false_negative,
             self.true_negative + other.true_negative,
-        )
-
-    def jaccard(self) -> np.ndarray:
-        """(K,) intersection over union; NaN where the class is absent in truth and prediction."""
-        return _ratio(
-            self.true_positive, self.true_positive + self.false_positive + self.false_negative
-        )
-
-    def precision(self) -> np.ndarray:
-        """(K,) share of predicted pixels that are right; NaN where nothing is predicted."""
-        return _ratio(self.true_positive, self.true_positive + self.false_positive)
-
-    def recall(self) -> np.ndarray:
-        """(K,) share of true pixels that are found; NaN where the class is absent in truth."""
-        return _ratio(self.true_positive, self.true_positive + self.false_negative)
-
-    def f1(self) -> np.ndarray:
-        """(K,) F1 = Dice; NaN where the class is absent in truth and prediction."""
-        return _ratio(
-            2 * self.true_positive,
-            2 * self.true_positive + self.false_positive + self.false_negative,
         )
 
     def mean_jaccard(self) -> float:

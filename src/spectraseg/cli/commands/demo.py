@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from spectraseg.demo import run_demo
+from spectraseg.cli.options import resolve_device
+from spectraseg.demo import DemoSettings, run_demo
 
 
 def add_parser(subparsers: Any) -> None:
@@ -31,7 +32,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    run_demo(
-        args.out, minutes=args.minutes, scenes=args.scenes, size=args.size, overwrite=args.overwrite
+    settings = DemoSettings(
+        scenes=args.scenes, size=args.size, minutes=args.minutes, progress=not args.quiet
     )
+    run_demo(args.out, settings, overwrite=args.overwrite, device=resolve_device(args.accelerator))
     return 0

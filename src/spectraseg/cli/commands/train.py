@@ -7,12 +7,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from spectraseg.cli.options import add_config_options
+from spectraseg.cli.options import add_config_options, resolve_device
 from spectraseg.config import MODEL_NAMES, Config, load_config
 from spectraseg.errors import ConfigError
-from spectraseg.train.fit import train_model
+from spectraseg.train.run import train_model
 from spectraseg.train.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -39,15 +37,6 @@ def add_parser(subparsers: Any) -> None:
         "--resume", action="store_true", help="continue the run in RUN_DIR from its last.pt"
     )
     parser.add_argument("--model", choices=MODEL_NAMES, help="same as --set model.name=NAME")
-
-
-def resolve_device(accelerator: str) -> torch.device:
-    """--accelerator cpu|cuda|auto as a torch device; auto takes a GPU when there is one."""
-    if accelerator == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--accelerator cuda: no CUDA device is available; use cpu or auto.")
-    if accelerator in ("cuda", "auto") and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def resolved_config(args: argparse.Namespace) -> Config:

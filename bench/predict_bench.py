@@ -1,0 +1,337 @@
+"""Speed and memory of `spectraseg predict`: window 256, overlap 50%, TTA 8.
+
+(a) The reference-size U-Net (depth 4, filters 32 to 512, 20 bands in, 10 classes out) on a
+    generated 1024 x 1024 raster: image Mpix/s, windows/s, the network's GFLOP/s next to this
+    CPU's fp32 matrix-multiply GFLOP/s measured in the same run, the whole predict path against
+    the same model's bare batched forward over the same windows, and peak RSS.
+(b) A one-convolution stand-in (1x1, 20 -> 10) on generated rasters of 2048 x 2048,
+    16384 x 2048 and 2048 x 16384 (rows x columns): the machinery's own throughput and peak
+    RSS, which must not grow with the raster's height.
+
+Each case runs in a fresh process so that its peak RSS is its own. Rasters are generated once
+into bench_out/predict (20 bands, uint16, tiled, deflate) and reused.
+
+    python bench/predict_bench.py               # (b) then (a), about 10 minutes on 2 cores
+    python bench/predict_bench.py --only b
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "bench_out" / "predict"
+BANDS, CLASSES = 20, 10
+WINDOW, OVERLAP, TTA = 256, 0.5, 8
+STANDIN_SHAPES = [(2048, 2048), (16384, 2048), (2048, 16384)]
+UNET_SHAPE = (1024, 1024)
+
+
+def raster_path(height: int, width: int) -> Path:
+    return DATA / f"bands20_{height}x{width}.tif"
+
+
+def generate_raster(height: int, width: int) -> Path:
+    """A 20-band uint16 GeoTIFF of smooth patterns plus noise, written in row blocks."""
+    import rasterio
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    path = raster_path(height, width)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".partial.tif")
+    profile = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": BANDS,
+        "dtype": "uint16",
+        "crs": CRS.from_epsg(32631),
+        "transform": Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0),
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
+    }
+    rng = np.random.default_rng(0)
+    columns = np.arange(width)
+    with rasterio.open(temporary, "w", **profile) as dataset:
+        dataset.descriptions = tuple(f"b{i + 1:02d}" for i in range(BANDS))
+        for top in range(0, height, 256):
+            rows = np.arange(top, min(top + 256, height))[:, None]
+            base = 2000 + 1000 * np.sin(rows / 97.0) * np.cos(columns / 61.0)
+            block = np.empty((BANDS, len(rows), width), dtype=np.uint16)
+            for band in range(BANDS):
+                noise = rng.integers(0, 200, size=(len(rows), width))
+                block[band] = (base * (1 + band / 20) + noise).astype(np.uint16)
+            dataset.write(block, window=((top, top + len(rows)), (0, width)))
+    os.replace(temporary, path)
+    return path
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matmul_gflops(size: int = 2048, seconds: float = 3.0) -> float:
+    """This CPU's fp32 matrix-multiply rate with all of torch's threads."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        torch.mm(a, b)
+        count += 1
+    return 2 * size**3 * count / (time.perf_counter() - started) / 1e9
+
+
+def settings(batch_size: int | None = None):  # type: ignore[no-untyped-def]
+    from spectraseg.predict.raster import PredictSettings
+    from spectraseg.predict.tiling import TilingSettings
+
+    return PredictSettings(
+        tiling=TilingSettings(window_px=WINDOW, overlap=OVERLAP), tta=TTA, batch_size=batch_size
+    )
+
+
+def run_standin(height: int, width: int) -> dict[str, float]:
+    """Case (b): the whole predict path with a 1x1 convolution, in this process."""
+    import torch
+
+    from spectraseg.predict.raster import predict_raster
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(BANDS, CLASSES, 1).eval()
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(conv(x))
+
+    path = raster_path(height, width)
+    with tempfile.TemporaryDirectory(dir=DATA) as out:
+        outputs = predict_raster(model, path, out, settings=settings(), stem="standin")
+    return {
+        "height": height,
+        "width": width,
+        "windows": outputs.windows,
+        "seconds": outputs.seconds,
+        "windows_per_s": outputs.windows / outputs.seconds,
+        "mpix_per_s": height * width / outputs.seconds / 1e6,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def _unet_windows(path: Path, count: int):  # type: ignore[no-untyped-def]
+    """The first `count` windows of the predict plan, read as the predict path reads them."""
+    from spectraseg.io.rasters import open_stack
+    from spectraseg.predict.raster import _windows
+    from spectraseg.predict.tiling import plan_windows
+
+    with open_stack(path) as stack:
+        plan = plan_windows(stack.grid.height, stack.grid.width, settings().tiling)
+        windows = []
+        for window in _windows(stack, plan):
+            assert window is not None
+            windows.append(window.image)
+            if len(windows) == count:
+                break
+    return np.stack(windows)
+
+
+def run_unet(batch_size: int | None) -> dict[str, float]:
+    """Case (a): matmul, predict path, bare forward over the same windows, predict path, matmul.
+
+    Other work on a shared machine makes each figure drift by several percent; measuring the
+    path and the matmul rate on both sides of the bare forward shows by how much.
+    """
+    import torch
+
+    from spectraseg.data.augment import tta_transforms
+    from spectraseg.models.unet import UNet, forward_flops_per_pixel
+    from spectraseg.predict.raster import _BatchPredictor, predict_raster
+
+    torch.manual_seed(0)
+    network = UNet(BANDS, CLASSES, depth=4, base_filters=32).eval()
+    flops_per_pixel = forward_flops_per_pixel(network, BANDS, WINDOW)
+    network = network.to(memory_format=torch.channels_last)
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(network(x))
+
+    chosen = settings(batch_size)
+    batch = _BatchPredictor(model, chosen, torch.device("cpu")).batch_size
+    height, width = UNET_SHAPE
+    path = raster_path(height, width)
+
+    def whole_path() -> tuple[float, int]:
+        with tempfile.TemporaryDirectory(dir=DATA) as out:
+            outputs = predict_raster(model, path, out, settings=chosen, stem="unet")
+        return outputs.seconds, outputs.windows
+
+    matmul_before = matmul_gflops()
+    first_seconds, windows = whole_path()
+    rss = peak_rss_mb()
+
+    # Bare batched forward: the same windows, already in memory as channels-last tensors,
+    # through the network as often as TTA 8 calls it (no transforms, no reading, no blending).
+    images = torch.from_numpy(_unet_windows(path, windows))
+    batches = [
+        images[i : i + batch].contiguous(memory_format=torch.channels_last)
+        for i in range(0, windows, batch)
+    ]
+    passes = len(tta_transforms(TTA))
+    with torch.inference_mode():
+        model(batches[0])
+        started = time.perf_counter()
+        for tensor in batches:
+            for _ in range(passes):
+                model(tensor)
+        bare_seconds = time.perf_counter() - started
+        # Channels-first for comparison, on a few windows only.
+        plain = UNet(BANDS, CLASSES, depth=4, base_filters=32).eval()
+        sample = images[:batch].contiguous()
+        plain(sample)
+        started = time.perf_counter()
+        for _ in range(2):
+            plain(sample)
+        plain_seconds = (time.perf_counter() - started) / 2
+    del images, batches
+    # The whole path again, after the bare forward: other load on the machine drifts, and
+    # bracketing the bare figure shows how much.
+    second_seconds, _ = whole_path()
+    whole_seconds = (first_seconds + second_seconds) / 2
+    matmul_after = matmul_gflops()
+    matmul = (matmul_before + matmul_after) / 2
+    window_flops = flops_per_pixel * WINDOW * WINDOW
+    network_gflops = window_flops * windows * passes / bare_seconds / 1e9
+    plain_gflops = window_flops * batch / plain_seconds / 1e9
+    return {
+        "height": height,
+        "width": width,
+        "batch": batch,
+        "windows": windows,
+        "kflop_per_pixel": flops_per_pixel / 1e3,
+        "whole_seconds": whole_seconds,
+        "whole_first_seconds": first_seconds,
+        "whole_second_seconds": second_seconds,
+        "bare_seconds": bare_seconds,
+        "windows_per_s": windows / whole_seconds,
+        "mpix_per_s": height * width / whole_seconds / 1e6,
+        "path_share_of_bare": bare_seconds / whole_seconds,
+        "network_gflops": network_gflops,
+        "path_gflops": window_flops * windows * passes / whole_seconds / 1e9,
+        "channels_first_gflops": plain_gflops,
+        "matmul_gflops": matmul,
+        "matmul_before": matmul_before,
+        "matmul_after": matmul_after,
+        "network_share_of_matmul": network_gflops / matmul,
+        "peak_rss_mb": rss,
+    }
+
+
+def child(case: str, shape: tuple[int, int], batch_size: int | None) -> dict[str, float]:
+    """Run one case in a fresh Python, returning what it measured."""
+    command = [sys.executable, __file__, "--case", case, "--shape", f"{shape[0]}x{shape[1]}"]
+    if batch_size is not None:
+        command += ["--batch", str(batch_size)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{case} {shape} failed:\n{result.stderr[-3000:]}")
+    measured: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return measured
+
+
+def cpu_model() -> str:
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=("a", "b"))
+    parser.add_argument("--batch", type=int, help="U-Net windows per batch (default: auto)")
+    parser.add_argument("--case", choices=("standin", "unet"), help=argparse.SUPPRESS)
+    parser.add_argument("--shape", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        height, width = (int(v) for v in args.shape.split("x"))
+        measured = run_standin(height, width) if args.case == "standin" else run_unet(args.batch)
+        print(json.dumps(measured))
+        return
+
+    import torch
+
+    print(
+        f"# {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"# window {WINDOW}, overlap {OVERLAP:.0%}, TTA {TTA}, {BANDS} bands -> {CLASSES} classes"
+    )
+    if args.only in (None, "b"):
+        print("\n(b) one-convolution stand-in (1x1, 20 -> 10)")
+        print("| raster (rows x cols) | windows | seconds | windows/s | Mpix/s | peak RSS MB |")
+        print("|---|---|---|---|---|---|")
+        for shape in STANDIN_SHAPES:
+            generate_raster(*shape)
+            m = child("standin", shape, None)
+            print(
+                f"| {shape[0]} x {shape[1]} | {m['windows']:.0f} | {m['seconds']:.1f} | "
+                f"{m['windows_per_s']:.1f} | {m['mpix_per_s']:.2f} | {m['peak_rss_mb']:.0f} |",
+                flush=True,
+            )
+    if args.only in (None, "a"):
+        generate_raster(*UNET_SHAPE)
+        m = child("unet", UNET_SHAPE, args.batch)
+        print(
+            f"\n(a) reference U-Net (depth 4, 32 -> 512 filters, {m['kflop_per_pixel']:.0f} "
+            f"kFLOP/px), {UNET_SHAPE[0]} x {UNET_SHAPE[1]}, batch {m['batch']:.0f}, "
+            "channels-last, fp32"
+        )
+        rows = [
+            ("windows", f"{m['windows']:.0f}"),
+            (
+                "whole predict path",
+                f"{m['whole_seconds']:.1f} s, {m['windows_per_s']:.2f} "
+                f"windows/s, {m['mpix_per_s']:.3f} image Mpix/s",
+            ),
+            ("bare batched forward, same windows x 8", f"{m['bare_seconds']:.1f} s"),
+            ("whole path / bare forward throughput", f"{m['path_share_of_bare']:.1%}"),
+            ("network GFLOP/s (bare forward)", f"{m['network_gflops']:.0f}"),
+            ("network GFLOP/s (whole path)", f"{m['path_gflops']:.0f}"),
+            ("network GFLOP/s channels-first", f"{m['channels_first_gflops']:.0f}"),
+            (
+                "fp32 matmul GFLOP/s (same run; before, after)",
+                f"{m['matmul_gflops']:.0f} ({m['matmul_before']:.0f}, {m['matmul_after']:.0f})",
+            ),
+            ("network / matmul", f"{m['network_share_of_matmul']:.1%}"),
+            ("peak RSS", f"{m['peak_rss_mb']:.0f} MB"),
+        ]
+        print("| measure | value |\n|---|---|")
+        for name, value in rows:
+            print(f"| {name} | {value} |", flush=True)
+    print(f"# load average at the end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

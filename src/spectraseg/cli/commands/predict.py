@@ -1,0 +1,193 @@
+"""`spectraseg predict CHECKPOINT INPUT... --out DIR`: probability and mask rasters per input."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+
+from spectraseg.cli.options import add_out_dir, resolve_device
+from spectraseg.errors import ConfigError
+from spectraseg.io.atomic import check_writable
+from spectraseg.predict.ensemble import load_model
+from spectraseg.predict.raster import PredictSettings, input_stem, output_paths, predict_raster
+from spectraseg.predict.tiling import TilingSettings
+
+log = logging.getLogger(__name__)
+
+
+def _window(text: str) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither 'auto' nor a number of pixels"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a window of {value} px is too small")
+    return value
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="predict rasters with a trained model (smooth-blended windows, D4 TTA)",
+        description="Predict each INPUT (a raster, a VRT or a scene folder in the checkpoint's "
+        "band layout) in overlapping, smoothly blended windows streamed from disk. Writes "
+        "DIR/<stem>_probs.tif (one band per class) and DIR/<stem>_mask.tif on the input's grid.",
+    )
+    parser.add_argument(
+        "checkpoint",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="a .pt checkpoint, a run folder (its best.pt) or an ensemble YAML",
+    )
+    parser.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="rasters to predict")
+    add_out_dir(parser, help_text="folder for the probability and mask rasters")
+    parser.add_argument(
+        "--tta",
+        type=int,
+        choices=(1, 2, 4, 8),
+        default=8,
+        help="test-time augmentation passes over rotations/mirrors (default: 8)",
+    )
+    parser.add_argument(
+        "--tta-mean",
+        choices=("arithmetic", "geometric"),
+        default="arithmetic",
+        help="how TTA passes are combined (default: arithmetic)",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=float,
+        default=0.5,
+        help="share of each window its neighbour sees too (default: 0.5)",
+    )
+    parser.add_argument(
+        "--window",
+        type=_window,
+        default=None,
+        metavar="auto|PX",
+        help="window side in pixels (default: auto, the training patch size)",
+    )
+    parser.add_argument(
+        "--centre-crop",
+        type=int,
+        default=0,
+        metavar="PX",
+        help="pixels dropped from each side of each window before blending (default: 0)",
+    )
+    parser.add_argument(
+        "--batch", type=int, metavar="N", help="windows per model call (default: by device)"
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "uint8"),
+        default="float32",
+        help="probability raster type: float32 (NaN nodata) or uint8 (254 p, 255 nodata)",
+    )
+    parser.add_argument(
+        "--window-function",
+        choices=("spline", "hann", "flat"),
+        default="spline",
+        help="blending weight of each window (default: spline)",
+    )
+    parser.add_argument(
+        "--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs with overviews"
+    )
+    parser.add_argument(
+        "--resample",
+        action="store_true",
+        help="resample inputs whose pixel size is >10%% off the training resolution",
+    )
+
+
+_OPTIONS = {
+    "overlap": "--overlap",
+    "window_px": "--window",
+    "centre_crop_px": "--centre-crop",
+    "batch_size": "--batch",
+}
+
+
+def _settings(args: argparse.Namespace, window_px: int, per_pixel: bool) -> PredictSettings:
+    """The command line as `PredictSettings`; per-pixel models skip TTA and overlap."""
+    tta, overlap, window_function = args.tta, args.overlap, args.window_function
+    if per_pixel:
+        if tta != 1 or overlap:
+            log.info("per-pixel model: predicting without TTA or overlap (they change nothing)")
+        tta, overlap, window_function = 1, 0.0, "flat"
+    try:
+        return PredictSettings(
+            tiling=TilingSettings(
+                window_px=window_px, overlap=overlap, centre_crop_px=args.centre_crop
+            ),
+            window_function=window_function,
+            tta=tta,
+            tta_mean=args.tta_mean,
+            batch_size=args.batch,
+            dtype=args.dtype,
+            cog=args.cog,
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][-1]) if first["loc"] else ""
+        # Errors across fields (a crop too wide for the overlap) have no single field.
+        option = _OPTIONS.get(field, "--centre-crop/--overlap/--window")
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{option}: {message}.") from None
+
+
+def _check_outputs(args: argparse.Namespace) -> list[str]:
+    """Output stems for the inputs, refusing clashes and existing outputs before any work."""
+    stems = [input_stem(path) for path in args.inputs]
+    for stem in stems:
+        if stems.count(stem) > 1:
+            clashing = [str(p) for p, s in zip(args.inputs, stems, strict=True) if s == stem]
+            raise ConfigError(
+                f"inputs {', '.join(clashing)} would all write {stem}_probs.tif; "
+                "predict them into different --out folders."
+            )
+        for path in output_paths(args.out, stem):
+            check_writable(path, overwrite=args.overwrite)
+    return stems
+
+
+def run(args: argparse.Namespace) -> int:
+    stems = _check_outputs(args)
+    device = resolve_device(args.accelerator)
+    if device.type == "cpu":
+        # Every core this process may use (the default counts physical cores only).
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+    model = load_model(args.checkpoint, device)
+    window_px = args.window if args.window is not None else model.window_px
+    settings = _settings(args, window_px, model.per_pixel)
+    for path, stem in zip(args.inputs, stems, strict=True):
+        outputs = predict_raster(
+            model.predictor,
+            path,
+            args.out,
+            settings=settings,
+            info=model.info,
+            resample=args.resample,
+            device=device,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+            stem=stem,
+        )
+        log.info(
+            "%s -> %s, %s (%d windows, %.1f s)",
+            path,
+            outputs.probabilities,
+            outputs.mask,
+            outputs.windows,
+            outputs.seconds,
+        )
+    return 0

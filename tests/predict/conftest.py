@@ -1,0 +1,155 @@
+"""Tiny rasters and models for the prediction tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from affine import Affine
+from rasterio.crs import CRS
+
+from spectraseg.grid import Grid
+from spectraseg.io.rasters import write_raster
+
+RasterFactory = Callable[..., Path]
+Model = Callable[[torch.Tensor], torch.Tensor]
+ModelFactory = Callable[..., Model]
+
+
+def _pointwise_model(in_channels: int, num_classes: int, seed: int = 0) -> Model:
+    """A 1x1 convolution + sigmoid: each output pixel depends only on the same input pixel."""
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(num_classes, in_channels, 1, 1, generator=generator)
+    bias = torch.randn(num_classes, generator=generator)
+    return lambda x: torch.sigmoid(torch.nn.functional.conv2d(x, weight, bias))
+
+
+def _conv3x3_model(in_channels: int, num_classes: int, seed: int = 0) -> Model:
+    """A zero-padded 3x3 convolution + sigmoid: wrong on each window's outermost pixels."""
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(num_classes, in_channels, 3, 3, generator=generator)
+    return lambda x: torch.sigmoid(torch.nn.functional.conv2d(x, weight, padding=1))
+
+
+@pytest.fixture
+def pointwise() -> ModelFactory:
+    """pointwise(in_channels, num_classes, seed=0): a 1x1 convolution + sigmoid."""
+    return _pointwise_model
+
+
+@pytest.fixture
+def conv3x3() -> ModelFactory:
+    """conv3x3(in_channels, num_classes, seed=0): a zero-padded 3x3 convolution + sigmoid."""
+    return _conv3x3_model
+
+
+@pytest.fixture
+def make_raster(tmp_path: Path) -> RasterFactory:
+    """Write a small georeferenced GeoTIFF of random bands; returns its path."""
+
+    def make(
+        height: int = 37,
+        width: int = 53,
+        band_names: Sequence[str] | None = ("blue", "green", "red"),
+        *,
+        count: int | None = None,
+        name: str = "scene.tif",
+        holes: bool = False,
+        pixel_size: float = 10.0,
+        seed: int = 0,
+    ) -> Path:
+        bands = count if count is not None else len(band_names or ())
+        image = np.random.default_rng(seed).random((bands, height, width)).astype(np.float32)
+        nodata = None
+        if holes:
+            image[:, 3:9, 5:20] = -9999.0
+            image[:, -4:, -6:] = -9999.0
+            nodata = -9999.0
+        grid = Grid(
+            crs=CRS.from_epsg(32631),
+            transform=Affine(pixel_size, 0.0, 500000.0, 0.0, -pixel_size, 5000000.0),
+            width=width,
+            height=height,
+        )
+        path = tmp_path / name
+        write_raster(path, image, grid, band_names=band_names, nodata=nodata, overwrite=True)
+        return path
+
+    return make
+
+
+CheckpointFactory = Callable[..., Path]
+
+
+@pytest.fixture
+def make_checkpoint(tmp_path: Path) -> CheckpointFactory:
+    """Write a tiny untrained checkpoint (U-Net or random forest) for three bands, two classes."""
+    from spectraseg.train.checkpoint import Checkpoint, save_checkpoint
+
+    def make(
+        model_name: str = "unet",
+        *,
+        band_names: Sequence[str] = ("blue", "green", "red"),
+        class_names: Sequence[str] = ("building", "water"),
+        head: str = "sigmoid",
+        name: str = "model.pt",
+        seed: int = 0,
+    ) -> Path:
+        bands, classes = len(band_names), len(class_names)
+        if model_name == "unet":
+            from spectraseg.models.registry import build_model
+
+            torch.manual_seed(seed)
+            settings = {"depth": 3, "base_filters": 4, "head": head}
+            weights = build_model("unet", bands, classes, settings).state_dict()
+        else:
+            from spectraseg.train.forest import ForestSettings, fit_forest
+
+            settings = {}
+            rng = np.random.default_rng(seed)
+            image = rng.random((bands, 16, 16)).astype(np.float32)
+            mask = np.stack([image[0] > 0.5, image[1] > 0.3])[:classes]
+            forest = fit_forest(
+                [image],
+                [mask],
+                [np.zeros((16, 16), dtype=bool)],
+                ForestSettings(trees=2, max_depth=4, n_jobs=1),
+            )
+            weights = {k: torch.from_numpy(v) for k, v in forest.to_arrays().items()}
+        stats = {
+            "band_names": list(band_names),
+            "mean": [0.5] * bands,
+            "std": [0.3] * bands,
+            "low": [0.0] * bands,
+            "high": [1.0] * bands,
+        }
+        checkpoint = Checkpoint(
+            model_name=model_name,
+            model_settings=settings,
+            in_channels=bands,
+            num_classes=classes,
+            head=head,
+            band_names=tuple(band_names),
+            indices=(),
+            normalization={"method": "standard", **stats},
+            class_names=tuple(class_names),
+            class_colours=((200, 0, 0),) * classes,
+            thresholds=(0.5,) * classes,
+            resolution=(10.0, 10.0),
+            patch_size=16,
+            epoch=1,
+            best_score=0.0,
+            seed=seed,
+            versions={},
+            git_commit=None,
+            config={},
+            weights=weights,
+        )
+        path = tmp_path / name
+        save_checkpoint(path, checkpoint)
+        return path
+
+    return make
