@@ -24,7 +24,8 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from spectraseg.grid import Grid
-from spectraseg.io.rasters import RasterWriter, limit_gdal_cache, open_stack
+from spectraseg.io.geotiff import RasterWriter
+from spectraseg.io.rasters import limit_gdal_cache, open_stack
 
 STRIP = 500
 

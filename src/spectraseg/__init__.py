@@ -27,7 +27,7 @@ _EXPORTS = {
     "load_config": "spectraseg.config",
     "generate_sample": "spectraseg.sample",
     "open_stack": "spectraseg.io.rasters",
-    "write_raster": "spectraseg.io.rasters",
+    "write_raster": "spectraseg.io.geotiff",
     "load_dataset": "spectraseg.data.catalog",
     "UNet": "spectraseg.models.unet",
     "train_model": "spectraseg.train.run",
@@ -67,7 +67,8 @@ if TYPE_CHECKING:
     from spectraseg.evaluate.runner import evaluate_paths
     from spectraseg.evaluate.scores import evaluate_arrays
     from spectraseg.grid import Grid
-    from spectraseg.io.rasters import open_stack, write_raster
+    from spectraseg.io.geotiff import write_raster
+    from spectraseg.io.rasters import open_stack
     from spectraseg.models.unet import UNet
     from spectraseg.postprocess.vectorize import vectorize
     from spectraseg.predict.ensemble import load_model

@@ -217,7 +217,7 @@ def class_polygons(class_ids: np.ndarray, grid: Grid) -> list[tuple[str, dict[st
 def write_standard(scene: SyntheticScene, out_dir: Path, *, overwrite: bool) -> None:
     """images/<scene>.tif, masks/<scene>.tif and labels/<scene>.geojson."""
     from spectraseg.io.atomic import write_text_atomic
-    from spectraseg.io.rasters import write_raster
+    from spectraseg.io.geotiff import write_raster
 
     write_raster(
         out_dir / "images" / f"{scene.name}.tif",
@@ -290,7 +290,7 @@ def write_dstl(scenes: Sequence[SyntheticScene], out_dir: Path, *, overwrite: bo
         write_grid_sizes,
         write_wkt_csv,
     )
-    from spectraseg.io.rasters import write_raster
+    from spectraseg.io.geotiff import write_raster
 
     rows: list[tuple[str, int, Any]] = []
     sizes: dict[str, tuple[float, float]] = {}

@@ -72,7 +72,7 @@ def test_truncated_tiff_and_tiny_image_exit_2(tmp_path: Path, capsys) -> None:
     from affine import Affine
 
     from spectraseg.grid import Grid
-    from spectraseg.io.rasters import write_raster
+    from spectraseg.io.geotiff import write_raster
 
     data = np.random.default_rng(0).random((2, 400, 400)).astype(np.float32)
     write_raster(tmp_path / "full.tif", data, Grid(None, Affine.identity(), 400, 400))

@@ -205,7 +205,7 @@ def test_a_scene_source_can_be_built_by_hand(standard):
 
 
 def test_a_scene_folder_of_band_files_is_one_scene(standard, tmp_path):
-    from spectraseg.io.rasters import write_raster
+    from spectraseg.io.geotiff import write_raster
 
     scene = generate_scene(SEED, SIZE, 0)
     folder = tmp_path / "bands"

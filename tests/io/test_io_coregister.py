@@ -12,7 +12,8 @@ from scipy import ndimage
 
 from spectraseg.grid import Grid
 from spectraseg.io.coregister import estimate_shift, estimate_stack_shifts
-from spectraseg.io.rasters import open_stack, write_raster
+from spectraseg.io.geotiff import write_raster
+from spectraseg.io.rasters import open_stack
 from spectraseg.sample import generate_scene
 
 

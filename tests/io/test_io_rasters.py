@@ -15,7 +15,8 @@ from rasterio.windows import Window
 
 from spectraseg.errors import BandError, OutputExistsError, RasterError, SpectrasegWarning
 from spectraseg.grid import Grid
-from spectraseg.io.rasters import RasterWriter, open_stack, write_raster
+from spectraseg.io.geotiff import RasterWriter, write_raster
+from spectraseg.io.rasters import open_stack
 
 UTM = CRS.from_epsg(32633)
 

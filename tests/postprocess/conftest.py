@@ -12,7 +12,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from spectraseg.grid import Grid
-from spectraseg.io.rasters import write_raster
+from spectraseg.io.geotiff import write_raster
 
 PredictionFactory = Callable[..., Path]
 

@@ -12,7 +12,7 @@ from affine import Affine
 from spectraseg.classes import ClassList, ClassSpec
 from spectraseg.errors import LabelError, RasterError
 from spectraseg.grid import Grid
-from spectraseg.io.rasters import write_raster
+from spectraseg.io.geotiff import write_raster
 from spectraseg.postprocess.prediction import PredictionRaster, scene_name
 
 Factory = Callable[..., Path]

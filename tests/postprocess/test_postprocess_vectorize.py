@@ -147,7 +147,7 @@ def test_uint8_probabilities_are_scaled_by_254(tmp_path: Path, write_prediction:
     raw = np.full((1, 6, 6), 127, np.uint8)  # p = 0.5
     raw[0, 0, 0] = 255  # nodata
     path = tmp_path / "u_probs.tif"
-    from spectraseg.io.rasters import write_raster
+    from spectraseg.io.geotiff import write_raster
 
     write_raster(
         path,

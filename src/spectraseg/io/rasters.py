@@ -8,9 +8,7 @@ warped VRTs, so reading one window costs memory proportional to that window, not
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
 import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,13 +25,12 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
-from rasterio.io import DatasetReader, DatasetWriter
+from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from spectraseg.errors import BandError, ConfigError, RasterError, SpectrasegWarning
 from spectraseg.grid import Grid
-from spectraseg.io.atomic import check_writable, temporary_sibling
 from spectraseg.io.sensors import DSTL_FILES, SENSORS, SensorPreset, get_sensor
 
 log = logging.getLogger(__name__)
@@ -514,167 +511,3 @@ def _select(files: Sequence[_SourceFile], band_names: Sequence[str] | None) -> l
             f"bands are {', '.join(available)}."
         )
     return [available.index(name) for name in band_names]
-
-
-def _profile(
-    grid: Grid, count: int, dtype: str, nodata: float | None, compress: str
-) -> dict[str, Any]:
-    tiled = grid.width >= 256 and grid.height >= 256
-    profile: dict[str, Any] = {
-        "driver": "GTiff",
-        "width": grid.width,
-        "height": grid.height,
-        "count": count,
-        "dtype": dtype,
-        "crs": grid.crs,
-        "transform": grid.transform,
-        "compress": compress,
-        "BIGTIFF": "IF_SAFER",
-    }
-    if tiled:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    if compress in ("deflate", "lzw", "zstd"):
-        profile["predictor"] = 3 if np.dtype(dtype).kind == "f" else 2
-    if nodata is not None:
-        profile["nodata"] = nodata
-    return profile
-
-
-class RasterWriter:
-    """A GeoTIFF written progressively (row blocks, windows) under a temporary name.
-
-    Only when the `with` block ends without an error is the file renamed onto its final name
-    (converted to a Cloud-Optimized GeoTIFF with overviews first when `cog`). Memory is only
-    what each `write` call passes in.
-    """
-
-    def __init__(
-        self,
-        path: PathLike,
-        grid: Grid,
-        count: int,
-        dtype: str = "float32",
-        *,
-        band_names: Sequence[str] | None = None,
-        nodata: float | None = None,
-        tags: Mapping[str, str] | None = None,
-        overwrite: bool = False,
-        cog: bool = False,
-        compress: str = "deflate",
-    ) -> None:
-        self.path = Path(path)
-        check_writable(self.path, overwrite=overwrite)
-        if band_names is not None and len(band_names) != count:
-            raise ValueError(f"{len(band_names)} band names for {count} bands")
-        self.grid = grid
-        self.cog = cog
-        self._profile = _profile(grid, count, dtype, nodata, compress)
-        self._band_names = list(band_names) if band_names is not None else None
-        self._tags = dict(tags or {})
-        self._temporary = temporary_sibling(self.path)
-        self._dataset: DatasetWriter | None = None
-
-    def __enter__(self) -> RasterWriter:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                self._dataset = rasterio.open(self._temporary, "w", **self._profile)
-        except (OSError, RasterioError) as error:
-            raise RasterError(f"{self.path}: cannot write here ({error}).") from None
-        if self._band_names:
-            for index, name in enumerate(self._band_names, start=1):
-                self._dataset.set_band_description(index, name)
-        if self._tags:
-            self._dataset.update_tags(**self._tags)
-        return self
-
-    def write(self, array: np.ndarray, window: Window | None = None) -> None:
-        """Write (C, h, w) pixels at `window` (default: the whole grid)."""
-        assert self._dataset is not None, "use RasterWriter in a with block"
-        self._dataset.write(array.astype(self._profile["dtype"], copy=False), window=window)
-
-    def write_rows(self, array: np.ndarray, row_off: int) -> None:
-        """Write full-width rows (C, h, W) starting at `row_off`."""
-        self.write(array, Window(0, row_off, self.grid.width, array.shape[1]))
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._dataset is not None
-        try:
-            self._dataset.close()
-            if kind is None:
-                self._finish()
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                self._temporary.unlink()
-
-    def _finish(self) -> None:
-        if self.cog:
-            converted = temporary_sibling(self.path)
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                    rasterio.shutil.copy(
-                        self._temporary,
-                        converted,
-                        driver="COG",
-                        compress=self._profile["compress"].upper(),
-                        overview_resampling="average",
-                        blocksize=256,
-                    )
-                os.replace(converted, self.path)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    converted.unlink()
-        else:
-            os.replace(self._temporary, self.path)
-
-
-def write_raster(
-    path: PathLike,
-    array: np.ndarray,
-    grid: Grid,
-    *,
-    band_names: Sequence[str] | None = None,
-    nodata: float | None = None,
-    tags: Mapping[str, str] | None = None,
-    overwrite: bool = False,
-    cog: bool = False,
-) -> None:
-    """Write a (C, H, W) or (H, W) array as a tiled, compressed GeoTIFF, atomically."""
-    data = array[None] if array.ndim == 2 else array
-    if data.shape[1:] != grid.shape:
-        raise ValueError(f"array {data.shape[1:]} does not match grid {grid.shape}")
-    dtype = "uint8" if data.dtype == bool else str(data.dtype)
-    with RasterWriter(
-        path,
-        grid,
-        data.shape[0],
-        dtype,
-        band_names=band_names,
-        nodata=nodata,
-        tags=tags,
-        overwrite=overwrite,
-        cog=cog,
-    ) as writer:
-        writer.write(data)
-
-
-def read_tags(path: PathLike) -> dict[str, str]:
-    """Dataset-level metadata tags of a raster (e.g. SPECTRASEG_KIND)."""
-    with contextlib.closing(open_dataset(Path(path))) as dataset:
-        return dict(dataset.tags())
-
-
-def same_grid(a: Grid, b: Grid, tolerance: float = 1e-6) -> bool:
-    """True when two grids have the same shape, CRS and (almost) the same transform."""
-    return (
-        a.shape == b.shape
-        and a.crs == b.crs
-        and a.transform.almost_equals(b.transform, tolerance * max(1.0, math.fabs(a.transform.a)))
-    )

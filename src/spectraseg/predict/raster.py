@@ -45,7 +45,8 @@ from rasterio.windows import Window
 from spectraseg.data.augment import tta_transforms
 from spectraseg.errors import BandError, SpectrasegWarning
 from spectraseg.io.atomic import check_writable
-from spectraseg.io.rasters import RasterStack, RasterWriter, open_stack
+from spectraseg.io.geotiff import RasterWriter
+from spectraseg.io.rasters import RasterStack, open_stack
 from spectraseg.predict.blending import RowBandAccumulator, WindowFunction, window_2d
 from spectraseg.predict.tiling import TilingSettings, WindowPlan, plan_windows, reflect_indices
 from spectraseg.predict.tta import Model, TTAMean, predict_with_tta
