@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 def configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)
+    # Libraries' own INFO lines ("Created 76 records") are noise next to ours.
+    for library in ("pyogrio", "rasterio", "matplotlib", "PIL"):
+        logging.getLogger(library).setLevel(max(level, logging.WARNING))
     # Warnings about the user's input read as one log line each, not as Python warnings.
     warnings.simplefilter("default", SpectrasegWarning)
     warnings.showwarning = _log_warning
