@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ import shapely
 from affine import Affine
 from rasterio.crs import CRS
 
+from machine import cpu_model, peak_rss_mb
 from spectraseg.classes import ClassList, ClassSpec
 from spectraseg.data.rasterize import ClassPixelIndex, LabelRasterizer, rasterize_windows
 from spectraseg.grid import Grid
@@ -32,17 +32,6 @@ from spectraseg.io.labels import read_vector_labels
 
 NUM_CLASSES = 5
 LIMIT_MB = 1024
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def generate_layer(grid: Grid, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,8 @@
     16384 x 2048 and 2048 x 16384 (rows x columns): the machinery's own throughput and peak
     RSS, which must not grow with the raster's height.
 
-Each case runs in a fresh process so that its peak RSS is its own. Rasters are generated once
+Each case runs in a fresh process so that its peak RSS is its own, with OMP_WAIT_POLICY=PASSIVE
+as the `spectraseg` command sets it. Rasters are generated once
 into bench_out/predict (20 bands, uint16, tiled, deflate) and reused.
 
     python bench/predict_bench.py               # (b) then (a), about 10 minutes on 2 cores
@@ -249,7 +250,10 @@ def child(case: str, shape: tuple[int, int], batch_size: int | None) -> dict[str
     command = [sys.executable, __file__, "--case", case, "--shape", f"{shape[0]}x{shape[1]}"]
     if batch_size is not None:
         command += ["--batch", str(batch_size)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    # As the `spectraseg` command does: OpenMP threads that sleep at barriers instead of
+    # spinning, which matters on cores shared with other work (docs/benchmarks.md, Training).
+    environment = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)
     if result.returncode != 0:
         raise RuntimeError(f"{case} {shape} failed:\n{result.stderr[-3000:]}")
     measured: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
@@ -311,8 +315,9 @@ def main() -> None:
         rows = [
             ("windows", f"{m['windows']:.0f}"),
             (
-                "whole predict path",
-                f"{m['whole_seconds']:.1f} s, {m['windows_per_s']:.2f} "
+                "whole predict path, mean of 2 runs",
+                f"{m['whole_seconds']:.1f} s ({m['whole_first_seconds']:.1f} s before the bare "
+                f"forward, {m['whole_second_seconds']:.1f} s after), {m['windows_per_s']:.2f} "
                 f"windows/s, {m['mpix_per_s']:.3f} image Mpix/s",
             ),
             ("bare batched forward, same windows x 8", f"{m['bare_seconds']:.1f} s"),

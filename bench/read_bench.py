@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -23,22 +22,12 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
+from machine import cpu_model, peak_rss_mb
 from spectraseg.grid import Grid
 from spectraseg.io.geotiff import RasterWriter
 from spectraseg.io.rasters import limit_gdal_cache, open_stack
 
 STRIP = 500
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def write_synthetic(path: Path, size: int, bands: int, resolution: float) -> None:

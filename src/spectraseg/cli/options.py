@@ -17,6 +17,11 @@ def add_out_dir(parser: argparse.ArgumentParser, *, help_text: str, required: bo
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """--config FILE and repeated --set KEY=VALUE overrides."""
     parser.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    add_overrides(parser)
+
+
+def add_overrides(parser: argparse.ArgumentParser) -> None:
+    """Repeated --set KEY=VALUE overrides, typed by the config field they name."""
     parser.add_argument(
         "--set",
         dest="overrides",

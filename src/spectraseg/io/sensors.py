@@ -54,6 +54,16 @@ def _bands(*entries: tuple[str, str, float | None]) -> tuple[BandSpec, ...]:
     return tuple(BandSpec(id=i, name=n, resolution_m=r) for i, n, r in entries)
 
 
+def _landsat_c2(name: str, band_names: tuple[str | None, ...], description: str) -> SensorPreset:
+    """A Collection 2 Level-2 product: bands SR_B1, SR_B2, ..., reflectance = dn x 2.75e-5 - 0.2."""
+    bands = tuple(
+        BandSpec(id=f"SR_B{number}", name=band, resolution_m=30)
+        for number, band in enumerate(band_names, start=1)
+        if band is not None
+    )
+    return SensorPreset(name, bands, scale=2.75e-5, offset=-0.2, description=description)
+
+
 SENTINEL2_BANDS = _bands(
     ("B01", "coastal", 60),
     ("B02", "blue", 10),
@@ -98,35 +108,16 @@ SENSORS: dict[str, SensorPreset] = {
         offset=-0.1,
         description="Sentinel-2 from processing baseline 04.00",
     ),
-    # Collection 2 Level-2 surface reflectance: dn x 2.75e-5 - 0.2.
-    "landsat8": SensorPreset(
+    "landsat8": _landsat_c2(
         "landsat8",
-        _bands(
-            ("SR_B1", "coastal", 30),
-            ("SR_B2", "blue", 30),
-            ("SR_B3", "green", 30),
-            ("SR_B4", "red", 30),
-            ("SR_B5", "nir", 30),
-            ("SR_B6", "swir_1", 30),
-            ("SR_B7", "swir_2", 30),
-        ),
-        scale=2.75e-5,
-        offset=-0.2,
-        description="Landsat 8/9 Collection 2 Level-2",
+        ("coastal", "blue", "green", "red", "nir", "swir_1", "swir_2"),
+        "Landsat 8/9 Collection 2 Level-2",
     ),
-    "landsat7": SensorPreset(
+    # Landsat 7's band 6 is thermal: its surface-reflectance bands skip from SR_B5 to SR_B7.
+    "landsat7": _landsat_c2(
         "landsat7",
-        _bands(
-            ("SR_B1", "blue", 30),
-            ("SR_B2", "green", 30),
-            ("SR_B3", "red", 30),
-            ("SR_B4", "nir", 30),
-            ("SR_B5", "swir_1", 30),
-            ("SR_B7", "swir_2", 30),
-        ),
-        scale=2.75e-5,
-        offset=-0.2,
-        description="Landsat 7 Collection 2 Level-2",
+        ("blue", "green", "red", "nir", "swir_1", None, "swir_2"),
+        "Landsat 7 Collection 2 Level-2",
     ),
     "worldview3": SensorPreset(
         "worldview3",

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from spectraseg.cli.options import add_overrides
 from spectraseg.config import load_config
 
 
@@ -18,14 +19,7 @@ def add_parser(subparsers: Any) -> None:
         "validate everything and print the complete config as YAML.",
     )
     parser.add_argument("config", type=Path, nargs="?", metavar="CONFIG", help="YAML config file")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config value, e.g. --set train.epochs=5 (repeatable)",
-    )
+    add_overrides(parser)
 
 
 def run(args: argparse.Namespace) -> int:
