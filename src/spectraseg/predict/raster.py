@@ -105,7 +105,7 @@ class PredictSettings(Settings):
     """Write Cloud-Optimized GeoTIFFs with overviews (costs one extra copy at the end)."""
     write_mask: bool = True
     channels_last: bool = True
-    """Hand the model channels-last batches: convolutions run about 1.45x faster on CPU."""
+    """Hand the model channels-last batches: the reference U-Net ran 1.2x to 1.45x faster on CPU."""
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def predict_with_tta(
         transforms: from `spectraseg.data.augment.tta_transforms(count)`; windows should be
             square when the transforms include quarter turns.
         channels_last: hand the model channels-last tensors, which convolutions run faster on
-            CPU (about 1.45x for the reference U-Net). Values are the same either way.
+            CPU (1.2x to 1.45x for the reference U-Net). Values are the same either way.
 
     Example:
         >>> from spectraseg.data.augment import tta_transforms
