@@ -335,3 +335,15 @@ def test_direct_rescaled_reads_equal_the_warper(tmp_path: Path) -> None:
         warped, warped_valid = stack.read(window)
     assert np.allclose(direct, warped, atol=1e-6)
     assert np.array_equal(direct_valid, warped_valid)
+
+
+def test_class_mask_overviews_hold_only_class_values(tmp_path: Path) -> None:
+    ids = (np.indices((1024, 1024)).sum(axis=0) % 3).astype(np.uint8)[None]
+    with RasterWriter(
+        tmp_path / "mask.tif", grid_at(1, 1024), 1, "uint8", cog=True, overview_resampling="nearest"
+    ) as writer:
+        writer.write(ids)
+    with rasterio.open(tmp_path / "mask.tif") as dataset:
+        factor = dataset.overviews(1)[0]
+        overview = dataset.read(1, out_shape=(1024 // factor, 1024 // factor))
+    assert set(np.unique(overview)) <= {0, 1, 2}

@@ -75,6 +75,7 @@ class RasterWriter:
         overwrite: bool = False,
         cog: bool = False,
         compress: str = "deflate",
+        overview_resampling: str = "average",
     ) -> None:
         self.path = Path(path)
         check_writable(self.path, overwrite=overwrite)
@@ -82,6 +83,9 @@ class RasterWriter:
             raise ValueError(f"{len(band_names)} band names for {count} bands")
         self.grid = grid
         self.cog = cog
+        # Overviews of continuous values average; of class ids or 0/1 masks they must not
+        # invent values between classes, so masks pass "nearest" (or "mode").
+        self.overview_resampling = overview_resampling
         self._profile = _profile(grid, count, dtype, nodata, compress)
         self._band_names = list(band_names) if band_names is not None else None
         self._tags = dict(tags or {})
@@ -138,7 +142,7 @@ class RasterWriter:
                         converted,
                         driver="COG",
                         compress=self._profile["compress"].upper(),
-                        overview_resampling="average",
+                        overview_resampling=self.overview_resampling,
                         blocksize=256,
                     )
                 os.replace(converted, self.path)

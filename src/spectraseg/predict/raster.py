@@ -674,6 +674,7 @@ def _mask_writer(
         tags=_output_tags("mask", class_names, thresholds, info.head),
         overwrite=overwrite,
         cog=settings.cog,
+        overview_resampling="nearest",
     )
 
 
