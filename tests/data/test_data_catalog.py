@@ -218,3 +218,27 @@ def test_a_scene_folder_of_band_files_is_one_scene(standard, tmp_path):
     assert [s.name for s in scenes] == ["area"]
     assert scenes[0].band_names == ("nir", "red", "ndvi")
     assert np.array_equal(ids_of(scenes[0].mask), truth_ids(0))
+
+
+def test_coregistration_undoes_a_shifted_sensor_file(tmp_path: Path) -> None:
+    """The P file moved by 2 rows is found and read back in place when `coregister` is set."""
+    import numpy as np
+    import rasterio
+
+    from spectraseg.sample import generate_sample
+
+    generate_sample(tmp_path, scenes=1, size=128, layout="dstl")
+    pan_path = tmp_path / "sixteen_band" / "scene_000_P.tif"
+    with rasterio.open(pan_path) as dataset:
+        profile, original = dataset.profile, dataset.read()
+    with rasterio.open(pan_path, "w", **profile) as dataset:
+        dataset.write(np.concatenate([original[:, :2], original[:, :-2]], axis=1))
+
+    def pan(coregister: bool) -> np.ndarray:
+        scenes, _ = load_dataset(tmp_path, coregister=coregister)
+        return scenes[0].image[scenes[0].band_names.index("pan")]
+
+    inside = (slice(8, -8), slice(8, -8))
+    error_before = np.abs(pan(False) - original[0])[inside].mean()
+    error_after = np.abs(pan(True) - original[0])[inside].mean()
+    assert error_after < error_before / 4

@@ -37,6 +37,7 @@ from spectraseg.data.rasterize import LabelRasterizer, rasterize_geometries
 from spectraseg.data.scene import Scene
 from spectraseg.errors import DataError, LabelError, SpectrasegWarning
 from spectraseg.grid import Grid
+from spectraseg.io.coregister import estimate_stack_shifts
 from spectraseg.io.labels import (
     VECTOR_SUFFIXES,
     DstlLabels,
@@ -192,8 +193,12 @@ def load_scene(
     labels: LabelSettings | None = None,
     band_names: Sequence[str] | None = None,
     resolution: float | None = None,
+    coregister: bool = False,
 ) -> Scene:
     """Read a scene's pixels (reflectance), add indices, rasterize its labels on its grid.
+
+    `coregister`: estimate each file's sub-pixel shift against the reference file (scenes of
+    several files only) and read the files with those shifts undone.
 
     A per-scene label file that meets no pixel of its scene is a `LabelError` (wrong CRS or
     wrong file); a shared one simply gives this scene no labels.
@@ -206,6 +211,7 @@ def load_scene(
         labels=labels,
         band_names=band_names,
         resolution=resolution,
+        coregister=coregister,
     )
 
 
@@ -218,17 +224,22 @@ def _load_scene(
     labels: LabelSettings | None,
     band_names: Sequence[str] | None,
     resolution: float | None,
+    coregister: bool = False,
 ) -> Scene:
     settings = labels or LabelSettings()
     index_settings = (
         indices if isinstance(indices, IndexSettings) else IndexSettings(names=tuple(indices))
     )
+    shifts = None
+    if coregister and len(source.images) > 1:
+        shifts = estimate_stack_shifts(source.images, reference=source.reference)
     with open_stack(
         source.images,
         band_names=band_names,
         resolution=resolution,
         sensor=source.sensor,
         reference=source.reference,
+        shifts_px=shifts,
     ) as stack:
         image, valid = stack.read()
         names = stack.band_names
@@ -313,6 +324,7 @@ def load_dataset(
     labels: LabelSettings | None = None,
     band_names: Sequence[str] | None = None,
     resolution: float | None = None,
+    coregister: bool = False,
 ) -> tuple[list[Scene], ClassList]:
     """Every labelled scene of a data folder, in memory, and its class list.
 
@@ -347,6 +359,7 @@ def load_dataset(
             labels=settings,
             band_names=band_names,
             resolution=resolution,
+            coregister=coregister,
         )
         scenes.append(scene)
     if skipped:

@@ -33,6 +33,9 @@ class DataSettings(Settings):
     the split can hold."""
     resolution: float | None = Field(default=None, gt=0.0)
     """Pixel size to resample every scene to; default the finest band's."""
+    coregister: bool = False
+    """Scenes of several files (sensors): estimate each file's sub-pixel shift against the
+    reference file by phase correlation, log it, and read the files with it undone."""
     split: SplitSettings = SplitSettings()
 
     @field_validator("indices", mode="before")

@@ -155,6 +155,7 @@ def _train(
         labels=config.data.labels,
         band_names=config.data.bands or None,
         resolution=config.data.resolution,
+        coregister=config.data.coregister,
     )
     if config.model.name == "unet":
         return _train_unet(
