@@ -122,13 +122,13 @@ def run_standin(height: int, width: int) -> dict[str, float]:
 def _unet_windows(path: Path, count: int):  # type: ignore[no-untyped-def]
     """The first `count` windows of the predict plan, read as the predict path reads them."""
     from spectraseg.io.rasters import open_stack
-    from spectraseg.predict.raster import _windows
+    from spectraseg.predict.inputs import read_windows
     from spectraseg.predict.tiling import plan_windows
 
     with open_stack(path) as stack:
         plan = plan_windows(stack.grid.height, stack.grid.width, settings().tiling)
         windows = []
-        for window in _windows(stack, plan):
+        for window in read_windows(stack, plan):
             assert window is not None
             windows.append(window.image)
             if len(windows) == count:

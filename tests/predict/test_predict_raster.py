@@ -10,9 +10,9 @@ import rasterio
 import torch
 
 from spectraseg.errors import BandError, OutputExistsError, RasterError, SpectrasegWarning
-from spectraseg.predict import raster as raster_module
+from spectraseg.predict import inputs as inputs_module
+from spectraseg.predict.inputs import ModelInfo
 from spectraseg.predict.raster import (
-    ModelInfo,
     PredictSettings,
     predict_array_reference,
     predict_raster,
@@ -60,7 +60,7 @@ def test_reading_in_narrow_column_blocks_changes_nothing(
     conv3x3, make_raster, tmp_path, monkeypatch
 ):
     # Rasters wider than the read block are read a block of columns at a time.
-    monkeypatch.setattr(raster_module, "READ_BLOCK_COLUMNS", 20)
+    monkeypatch.setattr(inputs_module, "READ_BLOCK_COLUMNS", 20)
     model = conv3x3(3, 2)
     path = make_raster(29, 75, holes=True)
     with rasterio.open(path) as dataset:

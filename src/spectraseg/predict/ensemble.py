@@ -26,7 +26,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from spectraseg.errors import CheckpointError, ConfigError
-from spectraseg.predict.raster import ModelInfo
+from spectraseg.predict.inputs import ModelInfo
 from spectraseg.predict.tta import Model
 from spectraseg.settings import Settings
 from spectraseg.train.checkpoint import Checkpoint, load_checkpoint
