@@ -220,6 +220,9 @@ def test_a_scene_folder_of_band_files_is_one_scene(standard, tmp_path):
     assert np.array_equal(ids_of(scenes[0].mask), truth_ids(0))
 
 
+# The DSTL layout has no georeference by design; the warnings about it are expected here.
+@pytest.mark.filterwarnings("ignore::spectraseg.errors.SpectrasegWarning")
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_coregistration_undoes_a_shifted_sensor_file(tmp_path: Path) -> None:
     """The P file moved by 2 rows is found and read back in place when `coregister` is set."""
     import numpy as np

@@ -297,6 +297,8 @@ def test_alpha_band_is_validity_not_a_band(tmp_path: Path) -> None:
     assert not valid[:2].any() and valid[2:].all()
 
 
+# A plain PNG has no georeference by design; rasterio warns when writing one.
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_png_and_vrt_inputs_read_like_geotiffs(tmp_path: Path) -> None:
     data = (np.arange(3 * 16 * 16) % 251).astype(np.uint8).reshape(3, 16, 16)
     with rasterio.open(
