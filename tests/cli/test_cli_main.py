@@ -102,3 +102,20 @@ def test_console_script_runs_as_a_module() -> None:
         check=False,
     )
     assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_help_and_version_do_not_import_the_verbs() -> None:
+    """Only the chosen verb's module is imported: `--help` costs no torch or GDAL start-up."""
+    code = (
+        "import sys\n"
+        "from spectraseg.cli.main import main\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip().endswith("False")

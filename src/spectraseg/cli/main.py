@@ -7,6 +7,7 @@ A `SpectrasegError` is the user's problem: one line on stderr, exit code 2, no t
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import logging
 import os
@@ -14,6 +15,7 @@ import pkgutil
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 from spectraseg import __version__
@@ -92,7 +94,26 @@ def _load_command(verb: str) -> ModuleType:
     return importlib.import_module(f"spectraseg.cli.commands.{verb.replace('-', '_')}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def verb_summary(verb: str) -> str:
+    """The one-line help of a verb, from its module docstring, read without importing it.
+
+    Importing a verb's module imports torch and GDAL (seconds); `spectraseg --help` should not.
+    """
+    path = Path(commands.__path__[0]) / f"{verb.replace('-', '_')}.py"
+    docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    first_line = docstring.split("\n", 1)[0]
+    return first_line.split("`: ", 1)[-1].rstrip(".")
+
+
+def chosen_verb(argv: Sequence[str]) -> str | None:
+    """The verb on the command line, if any (global option values are never verb names)."""
+    verbs = set(discover_verbs())
+    return next((token for token in argv if token in verbs), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the chosen verb's module is imported, the others are listed by name."""
+    chosen = chosen_verb(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="spectraseg",
         description="Semantic segmentation of multispectral satellite imagery with U-Net.",
@@ -101,9 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_global_options(parser, suppress_defaults=False)
     subparsers = parser.add_subparsers(dest="command", metavar="VERB", required=True)
     for verb in discover_verbs():
-        module = _load_command(verb)
-        module.add_parser(subparsers)
-        subparsers.choices[verb].set_defaults(handler=module.run)
+        if verb == chosen:
+            module = _load_command(verb)
+            module.add_parser(subparsers)
+            subparsers.choices[verb].set_defaults(handler=module.run)
+        else:
+            subparsers.add_parser(verb, help=verb_summary(verb))
     for subparser in subparsers.choices.values():
         _add_global_options(subparser, suppress_defaults=True)
     return parser
@@ -132,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # else running: a training step measured 6x slower on a loaded 2-core machine. It must be
     # set before torch loads, which building the parser does.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     configure_logging(args.verbose, args.quiet)
     limit_gdal_cache()
