@@ -173,11 +173,11 @@ def parse_override(text: str) -> tuple[list[str], str]:
     return [part.strip() for part in key.strip().split(".")], value.strip()
 
 
-def _apply_override(merged: dict[str, Any], text: str) -> None:
+def _apply_override(merged: dict[str, Any], text: str, schema: type[Config]) -> None:
     """Set one `--set key=value` in the merged document, typed by the field it sets."""
     keys, raw = parse_override(text)
     source = f"--set {text}"
-    model: type[Settings] | None = Config
+    model: type[Settings] | None = schema
     target = merged
     path: list[str] = []
     for position, key in enumerate(keys):
@@ -243,21 +243,32 @@ def _location_source(location: Sequence[str], source: str, overrides: Sequence[s
     return source
 
 
-def load_config(path: PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
+def load_config(
+    path: PathLike | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    schema: type[Config] = Config,
+    base: Config | None = None,
+) -> Config:
     """The config from a YAML file (None: the defaults) with `--set` overrides applied.
+
+    Args:
+        schema: the document's class: `Config`, or a subclass with more sections (the
+            workflow's `RunConfig` adds `run:`).
+        base: the values the file and overrides are laid over (default: `schema()`).
 
     Raises:
         ConfigError: one line naming the file or override, the key, and what is wrong.
     """
     source = str(path) if path is not None else "config"
-    defaults = Config().model_dump()
+    defaults = (base if base is not None else schema()).model_dump()
     merged = defaults
     if path is not None:
-        merged = _merge(Config, defaults, _read_file(Path(path)), source, [])
+        merged = _merge(schema, defaults, _read_file(Path(path)), source, [])
     for text in overrides:
-        _apply_override(merged, text)
+        _apply_override(merged, text, schema)
     try:
-        return Config.model_validate(merged)
+        return schema.model_validate(merged)
     except ValidationError as error:
         first = error.errors()[0]
         location = [str(part) for part in first["loc"]]

@@ -27,6 +27,7 @@ from spectraseg.io.rasters import limit_gdal_cache
 # spectraseg/cli/commands is a verb (its name with "_" as "-"); unlisted ones come last.
 VERB_ORDER = (
     "demo",
+    "run",
     "sample",
     "info",
     "train",
@@ -135,7 +136,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)
+    # The console shows `level`; the loggers pass INFO on, so log files (train.log, run.log)
+    # keep their record under -q too.
+    console = logging.StreamHandler()
+    console.setLevel(level)
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logging.basicConfig(level=min(level, logging.INFO), handlers=[console], force=True)
     # Libraries' own INFO lines ("Created 76 records") are noise next to ours.
     for library in ("pyogrio", "rasterio", "matplotlib", "PIL"):
         logging.getLogger(library).setLevel(max(level, logging.WARNING))

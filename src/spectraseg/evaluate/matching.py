@@ -64,8 +64,9 @@ def _files(folder: Path, *, vectors: bool) -> list[Path]:
     )
 
 
-def find_predictions(path: str | os.PathLike[str]) -> dict[str, Path]:
-    """Scene name -> prediction raster; the `_mask` file when a scene also has `_probs`."""
+def find_predictions(path: str | os.PathLike[str], *, prefer_mask: bool = True) -> dict[str, Path]:
+    """Scene name -> prediction raster; the `_mask` file when a scene also has `_probs`
+    (the `_probs` file with `prefer_mask=False`, for scoring after post-processing)."""
     source = Path(path)
     if not source.exists():
         raise RasterError(f"{source}: no such prediction file or folder.")
@@ -73,7 +74,8 @@ def find_predictions(path: str | os.PathLike[str]) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for file in files:
         name = scene_name(file)
-        if name not in found or file.name.split(".")[0].endswith("_mask"):
+        wanted = "_mask" if prefer_mask else "_probs"
+        if name not in found or file.name.split(".")[0].endswith(wanted):
             found[name] = file
     if not found:
         raise RasterError(f"{source}: no prediction rasters ({', '.join(RASTER_SUFFIXES)}) in it.")
@@ -98,10 +100,13 @@ def find_truths(path: str | os.PathLike[str]) -> dict[str, Path]:
 
 
 def pair_scenes(
-    prediction: str | os.PathLike[str], truth: str | os.PathLike[str]
+    prediction: str | os.PathLike[str],
+    truth: str | os.PathLike[str],
+    *,
+    prefer_mask: bool = True,
 ) -> list[ScenePair]:
     """Predicted scenes with their truth, by name (see the module notes for single files)."""
-    predictions = find_predictions(prediction)
+    predictions = find_predictions(prediction, prefer_mask=prefer_mask)
     truth_path = Path(truth)
     if truth_path.is_file():
         if is_vector_file(truth_path):

@@ -67,7 +67,11 @@ def _run_hints(run: Path | None) -> tuple[ClassList | None, tuple[float, ...] | 
     return classes_from_names(tuple(checkpoint.class_names)), tuple(checkpoint.thresholds)
 
 
-def _predicted_mask(raster: PredictionRaster, tuned: tuple[float, ...] | None) -> np.ndarray:
+def _predicted_mask(
+    raster: PredictionRaster,
+    tuned: tuple[float, ...] | None,
+    settings: PostprocessSettings | None = None,
+) -> np.ndarray:
     info = raster.info
     probs, mask = raster.read_rows(0, info.grid.height)
     if mask is not None:
@@ -76,7 +80,11 @@ def _predicted_mask(raster: PredictionRaster, tuned: tuple[float, ...] | None) -
         tuned if tuned and len(tuned) == len(info.class_names) else None
     )
     plan = resolve_postprocess(
-        PostprocessSettings(), info.class_names, None, tuned_thresholds=thresholds, head=info.head
+        settings or PostprocessSettings(),
+        info.class_names,
+        info.grid if settings is not None else None,
+        tuned_thresholds=thresholds,
+        head=info.head,
     )
     return postprocess_window(plan, probs=probs)
 
@@ -89,9 +97,15 @@ def evaluate_paths(
     class_column: str = "class",
     run: str | os.PathLike[str] | None = None,
     objects: bool = False,
+    postprocess: PostprocessSettings | None = None,
 ) -> tuple[Evaluation, EvaluationInputs]:
-    """Score every predicted scene that has a truth; see the package notes for the rules."""
-    pairs = pair_scenes(prediction, truth)
+    """Score every predicted scene that has a truth; see the package notes for the rules.
+
+    Args:
+        postprocess: score the probabilities after these thresholds, morphology and rules (what
+            `vectorize` with the same settings draws) instead of `predict`'s own mask.
+    """
+    pairs = pair_scenes(prediction, truth, prefer_mask=postprocess is None)
     run_classes, tuned = _run_hints(Path(run) if run is not None else None)
     found = Path(classes_file) if classes_file is not None else find_classes_file(truth)
     truth_classes = load_classes(found) if found is not None else None
@@ -111,6 +125,7 @@ def evaluate_paths(
             column=class_column,
             objects=objects,
             shared=shared,
+            postprocess=postprocess,
         )
         if evaluated is not None and names != evaluated:
             raise LabelError(
@@ -147,10 +162,11 @@ def _score_pair(
     column: str,
     objects: bool,
     shared: dict[Path, VectorLabels],
+    postprocess: PostprocessSettings | None,
 ) -> tuple[SceneScores, tuple[str, ...]]:
     with PredictionRaster(pair.prediction, classes=prediction_classes) as raster:
         info = raster.info
-        predicted = _predicted_mask(raster, tuned)
+        predicted = _predicted_mask(raster, tuned, postprocess)
         valid = raster.read_valid()
     keep = [k for k, n in enumerate(info.class_names) if n.lower() not in BACKGROUND_NAMES]
     names = tuple(info.class_names[k] for k in keep)

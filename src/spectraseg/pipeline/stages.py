@@ -1,0 +1,310 @@
+"""The stages of `spectraseg run`, each one call of the library on the run's settings.
+
+A stage is declared by what its result depends on (`depends`: settings and the fingerprints of
+the stages it reads) and what it does (`action`, returning its outputs and a one-line summary).
+The runner (`pipeline/runner.py`) decides from the manifest which stages to run; a stage never
+looks at the manifest itself, so each reads top to bottom as the step a user would type.
+
+Layout of the run folder::
+
+    RUN/manifest.json  config.yaml  run.log  scores.json  scores.csv  report.html
+    RUN/prepare/data.json                      scenes, bands, classes found
+    RUN/search/                                the study, best.yaml (when `run.search` is set)
+    RUN/models/<label>/                        a training run folder (best.pt, last.pt, ...)
+    RUN/predictions/<label>/<scene>_probs.tif  _mask.tif  <scene>.geojson
+    RUN/scores/<label>/scores.json  scores.csv
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spectraseg.classes import load_classes
+from spectraseg.config import Config
+from spectraseg.data.catalog import CLASSES_FILE, SceneSource, find_scenes
+from spectraseg.errors import ConfigError, DataError
+from spectraseg.io.atomic import write_text_atomic
+from spectraseg.pipeline.settings import RunConfig, model_config
+
+__all__ = ["STAGE_KINDS", "RunContext", "Stage", "plan_stages"]
+
+log = logging.getLogger(__name__)
+
+# The order stages run in; `--from` and `--until` name these.
+STAGE_KINDS = ("prepare", "search", "train", "predict", "postprocess", "evaluate", "report")
+
+
+@dataclass
+class RunContext:
+    """What every stage may read: the run's config and folder, and how to run."""
+
+    config: RunConfig
+    out: Path
+    device: torch.device
+    progress: bool
+    training_inputs: str = ""
+    """The fingerprint of the training data's files."""
+    test_inputs: str = ""
+    """The fingerprint of the test scenes' and inference rasters' files."""
+    resuming: bool = False
+    """The stage about to run was cut off last time with the same settings: continue it."""
+
+
+Outcome = tuple[list[Path], str]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the run: `kind` (as `--from` names it), `name` (unique), and its work.
+
+    `depends` holds the settings its result depends on and `after` the stages whose results it
+    reads: its fingerprint hashes both, so a change anywhere upstream reaches it.
+    """
+
+    kind: str
+    name: str
+    depends: dict[str, Any]
+    action: Callable[[RunContext], Outcome]
+    after: tuple[str, ...] = ()
+
+
+# --- the data -------------------------------------------------------------------------------
+
+
+def _scene_summary(source: SceneSource) -> dict[str, Any]:
+    return {
+        "name": source.name,
+        "images": [str(p) for p in source.images],
+        "labels": str(source.labels or source.mask or (source.dstl[0] if source.dstl else "")),
+    }
+
+
+def _test_sources(config: RunConfig) -> list[SceneSource]:
+    test = config.run.test
+    return find_scenes(test) if test is not None else []
+
+
+def prepare(context: RunContext) -> Outcome:
+    """Check that every named input is usable before any long stage starts, and list it."""
+    run = context.config.run
+    assert run.data is not None
+    sources = find_scenes(run.data)
+    labelled = [s for s in sources if s.has_labels]
+    if not labelled:
+        raise DataError(f"{run.data}: no scene has labels; nothing to train on.")
+    classes = load_classes(run.data / CLASSES_FILE)
+    tests = _test_sources(context.config)
+    for raster in run.inference:
+        if not raster.exists():
+            raise ConfigError(f"run.inference: {raster}: no such raster.")
+    summary = {
+        "data": str(run.data),
+        "classes": [{"name": c.name, "id": c.id} for c in classes.classes],
+        "training_scenes": [_scene_summary(s) for s in labelled],
+        "test_scenes": [_scene_summary(s) for s in tests],
+        "inference": [str(p) for p in run.inference],
+    }
+    target = context.out / "prepare" / "data.json"
+    write_text_atomic(target, json.dumps(summary, indent=2) + "\n")
+    text = f"{len(labelled)} training scenes, {len(tests)} test scenes, {len(classes.classes)} classes"
+    return [target], text
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+def model_dir(context: RunContext, label: str) -> Path:
+    return context.out / "models" / label
+
+
+def _training_sections(config: Config) -> dict[str, Any]:
+    """What a trained model depends on: every section but prediction and post-processing."""
+    return config.model_dump(mode="json", exclude={"predict", "postprocess"})
+
+
+def _train(label: str) -> Callable[[RunContext], Outcome]:
+    def action(context: RunContext) -> Outcome:
+        from spectraseg.train.run import train_model
+
+        config = model_config(context.config, label)
+        out = model_dir(context, label)
+        resume = context.resuming and (out / "last.pt").exists() and config.model.name == "unet"
+        if resume:
+            log.info("train %s: continuing from %s", label, out / "last.pt")
+        result = train_model(
+            config,
+            data_dir=context.config.run.data or Path("."),
+            out_dir=out,
+            resume=resume,
+            overwrite=not resume,
+            device=context.device,
+            progress=context.progress,
+        )
+        outputs = [out / "best.pt", out / "config.yaml"]
+        return outputs, f"validation mean Jaccard {result.best_score:.3f}"
+
+    return action
+
+
+# --- prediction, post-processing, scores ----------------------------------------------------
+
+
+def predictions_dir(context: RunContext, label: str) -> Path:
+    return context.out / "predictions" / label
+
+
+def _prediction_inputs(context: RunContext) -> list[tuple[str, tuple[Path, ...]]]:
+    """(stem, files) of every raster a model predicts: test scenes, then inference rasters."""
+    inputs = [(s.name, s.images) for s in _test_sources(context.config)]
+    inputs += [(p.stem, (p,)) for p in context.config.run.inference]
+    return inputs
+
+
+def _predict(label: str) -> Callable[[RunContext], Outcome]:
+    def action(context: RunContext) -> Outcome:
+        from spectraseg.predict.ensemble import load_model
+        from spectraseg.predict.raster import predict_raster
+
+        model = load_model(model_dir(context, label) / "best.pt", context.device)
+        out = predictions_dir(context, label)
+        outputs: list[Path] = []
+        for stem, files in _prediction_inputs(context):
+            source = files[0] if len(files) == 1 else list(files)
+            written = predict_raster(
+                model.predictor,
+                source,
+                out,
+                settings=context.config.predict,
+                info=model.info,
+                device=context.device,
+                overwrite=True,
+                progress=context.progress,
+                stem=stem,
+            )
+            outputs += [p for p in (written.probabilities, written.mask) if p is not None]
+        return outputs, f"{len(_prediction_inputs(context))} rasters"
+
+    return action
+
+
+def _postprocess(label: str) -> Callable[[RunContext], Outcome]:
+    def action(context: RunContext) -> Outcome:
+        from spectraseg.postprocess.vectorize import vectorize
+
+        folder = predictions_dir(context, label)
+        outputs: list[Path] = []
+        objects = 0
+        for stem, _ in _prediction_inputs(context):
+            target = folder / f"{stem}.geojson"
+            result = vectorize(
+                folder / f"{stem}_probs.tif",
+                target,
+                context.config.postprocess,
+                overwrite=True,
+            )
+            objects += len(result.table)
+            outputs.append(target)
+        return outputs, f"{objects} polygons"
+
+    return action
+
+
+def _truth(config: RunConfig) -> Path:
+    """Where the test scenes' truth lies: their masks' folder (exact on the grid), else their
+    label files' folder, else the one label file they share."""
+    sources = _test_sources(config)
+    masks = {s.mask.parent for s in sources if s.mask is not None}
+    if len(masks) == 1 and all(s.mask is not None for s in sources):
+        return masks.pop()
+    labels = {s.labels if s.shared_labels else s.labels.parent for s in sources if s.labels}
+    if len(labels) == 1 and all(s.labels is not None for s in sources):
+        return labels.pop()
+    raise DataError(
+        f"{config.run.test}: its scenes' truth is not in one masks/ or labels/ folder; "
+        "give every test scene a mask (masks/<scene>.tif) or a label file."
+    )
+
+
+def scores_dir(context: RunContext, label: str) -> Path:
+    return context.out / "scores" / label
+
+
+def _evaluate(label: str, primary: bool) -> Callable[[RunContext], Outcome]:
+    def action(context: RunContext) -> Outcome:
+        from spectraseg.evaluate.runner import evaluate_paths
+        from spectraseg.evaluate.tables import write_scores
+
+        evaluation, inputs = evaluate_paths(
+            predictions_dir(context, label),
+            _truth(context.config),
+            run=model_dir(context, label),
+            postprocess=context.config.postprocess,
+        )
+        folders = [scores_dir(context, label)] + ([context.out] if primary else [])
+        outputs: list[Path] = []
+        for folder in folders:
+            outputs += write_scores(
+                folder, evaluation, sources=inputs.as_dict(), overwrite=True
+            )
+        return outputs, f"mean Jaccard {evaluation.mean_jaccard:.3f}"
+
+    return action
+
+
+# --- the plan -------------------------------------------------------------------------------
+
+
+def plan_stages(context: RunContext) -> list[Stage]:
+    """Every stage of this run in order, each with what its result depends on."""
+    config = context.config
+    run = config.run
+    data = config.data.model_dump(mode="json")
+    stages = [Stage("prepare", "prepare", {"inputs": context.training_inputs, "data": data}, prepare)]
+    for position, label in enumerate(run.models):
+        trained = model_config(config, label)
+        names = {kind: f"{kind}:{label}" for kind in STAGE_KINDS}
+        stages.append(
+            Stage(
+                "train",
+                names["train"],
+                {"config": _training_sections(trained)},
+                _train(label),
+                after=("prepare",),
+            )
+        )
+        if run.test is None and not run.inference:
+            continue
+        stages += [
+            Stage(
+                "predict",
+                names["predict"],
+                {"inputs": context.test_inputs, "predict": config.predict.model_dump(mode="json")},
+                _predict(label),
+                after=(names["train"],),
+            ),
+            Stage(
+                "postprocess",
+                names["postprocess"],
+                {"postprocess": config.postprocess.model_dump(mode="json")},
+                _postprocess(label),
+                after=(names["predict"],),
+            ),
+        ]
+        if run.test is not None:
+            stages.append(
+                Stage(
+                    "evaluate",
+                    names["evaluate"],
+                    {"primary": position == 0},
+                    _evaluate(label, primary=position == 0),
+                    after=(names["postprocess"],),
+                )
+            )
+    return stages
