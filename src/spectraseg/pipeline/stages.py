@@ -33,7 +33,7 @@ from spectraseg.errors import ConfigError, DataError
 from spectraseg.io.atomic import write_text_atomic
 from spectraseg.pipeline.settings import RunConfig, model_config
 
-__all__ = ["STAGE_KINDS", "RunContext", "Stage", "plan_stages"]
+__all__ = ["STAGE_KINDS", "RunContext", "Stage", "plan_stages", "scores_path"]
 
 log = logging.getLogger(__name__)
 
@@ -232,8 +232,9 @@ def _truth(config: RunConfig) -> Path:
     )
 
 
-def scores_dir(context: RunContext, label: str) -> Path:
-    return context.out / "scores" / label
+def scores_path(out: Path, label: str) -> Path:
+    """A model's scores.json in a run folder (scores.csv lies beside it)."""
+    return out / "scores" / label / "scores.json"
 
 
 def _evaluate(label: str, primary: bool) -> Callable[[RunContext], Outcome]:
@@ -247,7 +248,7 @@ def _evaluate(label: str, primary: bool) -> Callable[[RunContext], Outcome]:
             run=model_dir(context, label),
             postprocess=context.config.postprocess,
         )
-        folders = [scores_dir(context, label)] + ([context.out] if primary else [])
+        folders = [scores_path(context.out, label).parent] + ([context.out] if primary else [])
         outputs: list[Path] = []
         for folder in folders:
             outputs += write_scores(
@@ -307,4 +308,5 @@ def plan_stages(context: RunContext) -> list[Stage]:
                     after=(names["postprocess"],),
                 )
             )
-    return stages
+    # Stage by stage across models: `--until train` trains every model and stops.
+    return sorted(stages, key=lambda stage: STAGE_KINDS.index(stage.kind))
