@@ -38,6 +38,7 @@ from spectraseg.errors import ConfigError
 from spectraseg.models.unet import UNetSettings
 from spectraseg.postprocess.chain import PostprocessSettings
 from spectraseg.predict.raster import PredictSettings
+from spectraseg.run_settings import RunSettings
 from spectraseg.settings import Settings
 from spectraseg.train.fit import TrainSettings
 from spectraseg.train.forest import ForestSettings
@@ -76,6 +77,8 @@ class Config(Settings):
     train: TrainSettings = TrainSettings()
     predict: PredictSettings = PredictSettings()
     postprocess: PostprocessSettings = PostprocessSettings()
+    run: RunSettings = RunSettings()
+    """What `spectraseg run` works on; `train --config` takes `run.data` for `--data`."""
     # A new stage adds its section here: `name: ItsSettings = ItsSettings()`.
 
     def to_yaml(self) -> str:
@@ -173,11 +176,11 @@ def parse_override(text: str) -> tuple[list[str], str]:
     return [part.strip() for part in key.strip().split(".")], value.strip()
 
 
-def _apply_override(merged: dict[str, Any], text: str, schema: type[Config]) -> None:
+def _apply_override(merged: dict[str, Any], text: str) -> None:
     """Set one `--set key=value` in the merged document, typed by the field it sets."""
     keys, raw = parse_override(text)
     source = f"--set {text}"
-    model: type[Settings] | None = schema
+    model: type[Settings] | None = Config
     target = merged
     path: list[str] = []
     for position, key in enumerate(keys):
@@ -247,28 +250,25 @@ def load_config(
     path: PathLike | None = None,
     overrides: Sequence[str] = (),
     *,
-    schema: type[Config] = Config,
     base: Config | None = None,
 ) -> Config:
     """The config from a YAML file (None: the defaults) with `--set` overrides applied.
 
     Args:
-        schema: the document's class: `Config`, or a subclass with more sections (the
-            workflow's `RunConfig` adds `run:`).
-        base: the values the file and overrides are laid over (default: `schema()`).
+        base: the values the file and overrides are laid over (default: the defaults).
 
     Raises:
         ConfigError: one line naming the file or override, the key, and what is wrong.
     """
     source = str(path) if path is not None else "config"
-    defaults = (base if base is not None else schema()).model_dump()
+    defaults = (base if base is not None else Config()).model_dump()
     merged = defaults
     if path is not None:
-        merged = _merge(schema, defaults, _read_file(Path(path)), source, [])
+        merged = _merge(Config, defaults, _read_file(Path(path)), source, [])
     for text in overrides:
-        _apply_override(merged, text, schema)
+        _apply_override(merged, text)
     try:
-        return schema.model_validate(merged)
+        return Config.model_validate(merged)
     except ValidationError as error:
         first = error.errors()[0]
         location = [str(part) for part in first["loc"]]

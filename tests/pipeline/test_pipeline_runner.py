@@ -112,7 +112,12 @@ def test_a_postprocess_change_reruns_only_postprocess_and_evaluation(finished_ru
 def test_one_models_setting_retrains_that_model_only(finished_run: Path) -> None:
     overrides = [f"run.models.forest.set={json.dumps([*FOREST, 'model.random_forest.trees=3'])}"]
     results = run_pipeline(finished_run, overrides)
-    assert ran(results) == ["train:forest", "predict:forest", "postprocess:forest", "evaluate:forest"]
+    assert ran(results) == [
+        "train:forest",
+        "predict:forest",
+        "postprocess:forest",
+        "evaluate:forest",
+    ]
 
 
 def test_from_reruns_a_stage_and_everything_after_it(finished_run: Path) -> None:

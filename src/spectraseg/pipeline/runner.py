@@ -20,9 +20,10 @@ import torch
 
 from spectraseg import __version__
 from spectraseg.classes import did_you_mean
+from spectraseg.config import Config
 from spectraseg.errors import ConfigError
 from spectraseg.pipeline.manifest import Manifest, fingerprint, inventory
-from spectraseg.pipeline.settings import RunConfig, load_run_config
+from spectraseg.pipeline.settings import load_run_config
 from spectraseg.pipeline.stages import STAGE_KINDS, RunContext, Stage, plan_stages
 
 __all__ = ["StageResult", "run_pipeline"]
@@ -53,7 +54,7 @@ def _stage_kind(name: str | None, flag: str) -> int | None:
     return STAGE_KINDS.index(name)
 
 
-def _check_same_data(manifest: Manifest, config: RunConfig, overwrite: bool) -> None:
+def _check_same_data(manifest: Manifest, config: Config, overwrite: bool) -> None:
     """A run folder belongs to one data set: refuse to mix another one into it."""
     data = str(config.run.data)
     if manifest.data and manifest.data != data and not overwrite:
@@ -80,7 +81,7 @@ def _logging_to(path: Path) -> Iterator[None]:
         handler.close()
 
 
-def _inputs(config: RunConfig, manifest: Manifest) -> tuple[str, str]:
+def _inputs(config: Config, manifest: Manifest) -> tuple[str, str]:
     """Fingerprints of the training files and of the test and inference files.
 
     The manifest's records are updated; unchanged files keep their recorded checksums.

@@ -1,100 +1,15 @@
-"""The `run:` section: what `spectraseg run CONFIG` works on, beside the stage settings.
-
-```yaml
-run:
-  out: runs/s2              # the run folder (relative paths: to the config file's folder)
-  data: data                # the training data folder (as `spectraseg train --data` takes it)
-  test: test                # optional: held-out scenes with truth, predicted and scored
-  inference: [big.tif]      # optional: rasters predicted and vectorized, not scored
-  models:                   # one entry per model; each is the config plus its own --set lines
-    unet: {}
-    forest: {set: [model.name=random-forest]}
-  search: {trials: 16, max_minutes_per_trial: 4}   # optional: TPE search before training
-data: {...}                 # the stage sections, shared by every model
-```
-Every model reads the same data, split and post-processing; the first model is the primary
-one whose scores are `RUN/scores.json`. Relative paths resolve against the config file's folder,
-so a config travels with its data (`spectraseg demo` writes `DIR/config.yaml` naming `data`).
-"""
+"""Loading a run config: the `run:` paths made absolute, one plain config per model."""
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import Field, field_validator
-
 from spectraseg.config import Config, load_config
 from spectraseg.errors import ConfigError
-from spectraseg.settings import Settings
 
-__all__ = [
-    "ModelRunSettings",
-    "RunConfig",
-    "RunSettings",
-    "SearchRunSettings",
-    "load_run_config",
-    "model_config",
-]
-
-# A model's label names its folders (RUN/models/<label>/): keep it a plain file name.
-LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class ModelRunSettings(Settings):
-    """One model of a run: the shared config with these `--set` lines laid over it."""
-
-    set: tuple[str, ...] = ()
-    """Overrides for this model only, e.g. `[model.name=random-forest]`."""
-    per_class: bool = False
-    """Train one binary model per class and merge them (`spectraseg train --per-class`)."""
-
-
-class SearchRunSettings(Settings):
-    """An optional architecture and hyperparameter search before the models train."""
-
-    trials: int = Field(default=16, ge=1)
-    max_minutes_per_trial: float = Field(default=4.0, gt=0)
-    space: Path | None = None
-    """A search-space YAML; None: the default space."""
-    workers: int = Field(default=1, ge=1)
-
-
-class RunSettings(Settings):
-    """Where a run reads its data and writes its folder, and which models it trains."""
-
-    out: Path | None = None
-    """The run folder; None: runs/<config file name> in the current folder."""
-    data: Path | None = None
-    test: Path | None = None
-    inference: tuple[Path, ...] = ()
-    models: dict[str, ModelRunSettings] = Field(
-        default_factory=lambda: {"unet": ModelRunSettings()}
-    )
-    search: SearchRunSettings | None = None
-    report: bool = True
-
-    @field_validator("models")
-    @classmethod
-    def _labels_are_file_names(
-        cls, models: dict[str, ModelRunSettings]
-    ) -> dict[str, ModelRunSettings]:
-        if not models:
-            raise ValueError("name at least one model, e.g. models: {unet: {}}")
-        for label in models:
-            if not LABEL_PATTERN.match(label):
-                raise ValueError(
-                    f"model label {label!r} must be a plain name (letters, digits, '_', '-', '.')"
-                )
-        return models
-
-
-class RunConfig(Config):
-    """A stage config plus the `run:` section."""
-
-    run: RunSettings = RunSettings()
+__all__ = ["load_run_config", "model_config", "resolve_run_paths"]
 
 
 def _resolved(path: Path | None, base: Path) -> Path | None:
@@ -104,22 +19,26 @@ def _resolved(path: Path | None, base: Path) -> Path | None:
     return expanded if expanded.is_absolute() else (base / expanded).resolve()
 
 
-def load_run_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> RunConfig:
+def load_run_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Config:
     """The run config of a file, its `run:` paths made absolute against the file's folder.
 
     Raises:
         ConfigError: the file, a key or an override is invalid, or no data is named.
     """
     config_path = Path(path)
-    config = load_config(config_path, overrides, schema=RunConfig)
-    assert isinstance(config, RunConfig)
-    base = config_path.resolve().parent
-    run = config.run
-    if run.data is None:
+    config = resolve_run_paths(load_config(config_path, overrides), config_path)
+    if config.run.data is None:
         raise ConfigError(
             f"{config_path}: run.data is not set; name the training data folder, "
             "e.g. run: {data: data}."
         )
+    return config
+
+
+def resolve_run_paths(config: Config, config_path: Path) -> Config:
+    """`config` with the `run:` section's relative paths taken from `config_path`'s folder."""
+    base = config_path.resolve().parent
+    run = config.run
     out = _resolved(run.out, base) or (Path.cwd() / "runs" / config_path.stem).resolve()
     resolved = run.model_copy(
         update={
@@ -137,11 +56,9 @@ def load_run_config(path: str | os.PathLike[str], overrides: Sequence[str] = ())
     return config.model_copy(update={"run": resolved})
 
 
-def model_config(config: RunConfig, label: str) -> Config:
+def model_config(config: Config, label: str) -> Config:
     """The plain stage config one model trains with: the shared sections and its overrides."""
     entry = config.run.models[label]
-    document = config.model_dump(mode="json", exclude={"run"})
-    base = Config.model_validate(document)
     if not entry.set:
-        return base
-    return load_config(None, entry.set, base=base)
+        return config
+    return load_config(None, entry.set, base=config)

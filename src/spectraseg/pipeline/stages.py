@@ -31,7 +31,7 @@ from spectraseg.config import Config
 from spectraseg.data.catalog import CLASSES_FILE, SceneSource, find_scenes
 from spectraseg.errors import ConfigError, DataError
 from spectraseg.io.atomic import write_text_atomic
-from spectraseg.pipeline.settings import RunConfig, model_config
+from spectraseg.pipeline.settings import model_config
 
 __all__ = ["STAGE_KINDS", "RunContext", "Stage", "plan_stages", "scores_path"]
 
@@ -45,7 +45,7 @@ STAGE_KINDS = ("prepare", "search", "train", "predict", "postprocess", "evaluate
 class RunContext:
     """What every stage may read: the run's config and folder, and how to run."""
 
-    config: RunConfig
+    config: Config
     out: Path
     device: torch.device
     progress: bool
@@ -86,7 +86,7 @@ def _scene_summary(source: SceneSource) -> dict[str, Any]:
     }
 
 
-def _test_sources(config: RunConfig) -> list[SceneSource]:
+def _test_sources(config: Config) -> list[SceneSource]:
     test = config.run.test
     return find_scenes(test) if test is not None else []
 
@@ -113,7 +113,9 @@ def prepare(context: RunContext) -> Outcome:
     }
     target = context.out / "prepare" / "data.json"
     write_text_atomic(target, json.dumps(summary, indent=2) + "\n")
-    text = f"{len(labelled)} training scenes, {len(tests)} test scenes, {len(classes.classes)} classes"
+    text = (
+        f"{len(labelled)} training scenes, {len(tests)} test scenes, {len(classes.classes)} classes"
+    )
     return [target], text
 
 
@@ -125,8 +127,9 @@ def model_dir(context: RunContext, label: str) -> Path:
 
 
 def _training_sections(config: Config) -> dict[str, Any]:
-    """What a trained model depends on: every section but prediction and post-processing."""
-    return config.model_dump(mode="json", exclude={"predict", "postprocess"})
+    """What a trained model depends on: every section but prediction, post-processing and the
+    run's own (which names the data: the data's files are fingerprinted instead)."""
+    return config.model_dump(mode="json", exclude={"predict", "postprocess", "run"})
 
 
 def _train(label: str) -> Callable[[RunContext], Outcome]:
@@ -216,7 +219,7 @@ def _postprocess(label: str) -> Callable[[RunContext], Outcome]:
     return action
 
 
-def _truth(config: RunConfig) -> Path:
+def _truth(config: Config) -> Path:
     """Where the test scenes' truth lies: their masks' folder (exact on the grid), else their
     label files' folder, else the one label file they share."""
     sources = _test_sources(config)
@@ -251,9 +254,7 @@ def _evaluate(label: str, primary: bool) -> Callable[[RunContext], Outcome]:
         folders = [scores_path(context.out, label).parent] + ([context.out] if primary else [])
         outputs: list[Path] = []
         for folder in folders:
-            outputs += write_scores(
-                folder, evaluation, sources=inputs.as_dict(), overwrite=True
-            )
+            outputs += write_scores(folder, evaluation, sources=inputs.as_dict(), overwrite=True)
         return outputs, f"mean Jaccard {evaluation.mean_jaccard:.3f}"
 
     return action
@@ -267,7 +268,9 @@ def plan_stages(context: RunContext) -> list[Stage]:
     config = context.config
     run = config.run
     data = config.data.model_dump(mode="json")
-    stages = [Stage("prepare", "prepare", {"inputs": context.training_inputs, "data": data}, prepare)]
+    stages = [
+        Stage("prepare", "prepare", {"inputs": context.training_inputs, "data": data}, prepare)
+    ]
     for position, label in enumerate(run.models):
         trained = model_config(config, label)
         names = {kind: f"{kind}:{label}" for kind in STAGE_KINDS}

@@ -23,7 +23,12 @@ def add_parser(subparsers: Any) -> None:
         description="Train on the labelled scenes of a data folder. RUN_DIR receives "
         "config.yaml, best.pt, last.pt, history.csv, curves.png and train.log.",
     )
-    parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="data folder")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="data folder (default: the config's run.data, relative to the config file)",
+    )
     parser.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
     add_config_options(parser)
     parser.add_argument("--epochs", type=int, metavar="N", help="same as --set train.epochs=N")
@@ -54,6 +59,16 @@ def resolved_config(args: argparse.Namespace) -> Config:
     return load_config(path, overrides)
 
 
+def _data_dir(args: argparse.Namespace, config: Config) -> Path:
+    if args.data is not None:
+        return Path(args.data)
+    if config.run.data is None:
+        raise ConfigError("--data DIR is missing, and the config names no run.data; give one.")
+    if args.config is None or config.run.data.is_absolute():
+        return config.run.data
+    return Path(args.config).resolve().parent / config.run.data
+
+
 def run(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs {args.epochs}: train for at least 1 epoch.")
@@ -62,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     config = resolved_config(args)
     result = train_model(
         config,
-        data_dir=args.data,
+        data_dir=_data_dir(args, config),
         out_dir=args.out,
         resume=args.resume,
         overwrite=args.overwrite,
