@@ -124,17 +124,29 @@ def test_from_reruns_a_stage_and_everything_after_it(finished_run: Path) -> None
     results = run_pipeline(finished_run, from_stage="evaluate")
     assert ran(results) == ["evaluate:unet", "evaluate:forest"]
     results = run_pipeline(finished_run, until_stage="train")
-    assert [r.name for r in results] == ["prepare", "train:unet", "train:forest"]
+    assert [r.name for r in results] == ["prepare", "prepare:test", "train:unet", "train:forest"]
 
 
-def test_a_changed_input_file_reruns_from_the_start(finished_run: Path, sample: Path) -> None:
+def test_a_changed_training_file_retrains(finished_run: Path, sample: Path) -> None:
     classes = sample / "data" / "classes.yaml"
     original = classes.read_text()
     try:
         classes.write_text(original + "\n# touched\n")
-        assert "prepare" in ran(run_pipeline(finished_run))
+        assert {"prepare", "train:unet", "train:forest"} <= set(ran(run_pipeline(finished_run)))
     finally:
         classes.write_text(original)
+
+
+def test_a_changed_test_file_rescores_without_retraining(finished_run: Path, sample: Path) -> None:
+    classes = sample / "test" / "classes.yaml"
+    original = classes.read_text()
+    try:
+        classes.write_text(original + "\n# touched\n")
+        again = ran(run_pipeline(finished_run))
+    finally:
+        classes.write_text(original)
+    assert "prepare:test" in again and "predict:unet" in again and "evaluate:unet" in again
+    assert not any(name.startswith("train") or name == "prepare" for name in again)
 
 
 def test_a_failed_stage_is_recorded_and_the_next_run_starts_there(

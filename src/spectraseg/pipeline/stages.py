@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from spectraseg.classes import load_classes
+from spectraseg.classes import load_classes, save_classes
 from spectraseg.config import Config
 from spectraseg.data.catalog import CLASSES_FILE, SceneSource, find_scenes
 from spectraseg.errors import ConfigError, DataError
@@ -38,6 +39,8 @@ __all__ = ["STAGE_KINDS", "RunContext", "Stage", "plan_stages", "scores_path"]
 log = logging.getLogger(__name__)
 
 # The order stages run in; `--from` and `--until` name these.
+TRUTH_IGNORE = 255
+
 STAGE_KINDS = ("prepare", "search", "train", "predict", "postprocess", "evaluate", "report")
 
 
@@ -117,6 +120,50 @@ def prepare(context: RunContext) -> Outcome:
         f"{len(labelled)} training scenes, {len(tests)} test scenes, {len(classes.classes)} classes"
     )
     return [target], text
+
+
+def prepare_truth(context: RunContext) -> Outcome:
+    """Each test scene's labels rasterized on its grid, whatever their form (polygons, DSTL WKT,
+    masks): one per-class mask each, 255 where unlabelled, so evaluation reads one layout."""
+    from spectraseg.data.catalog import load_scene
+    from spectraseg.io.geotiff import write_raster
+
+    test = context.config.run.test
+    assert test is not None
+    classes = load_classes(test / CLASSES_FILE)
+    folder = truth_dir(context.out)
+    outputs: list[Path] = []
+    for source in _test_sources(context.config):
+        if not source.has_labels:
+            log.warning(
+                "%s: test scene %s has no labels; it is predicted, not scored", test, source.name
+            )
+            continue
+        data = context.config.data
+        scene = load_scene(
+            source,
+            classes,
+            labels=data.labels,
+            band_names=data.bands or None,
+            resolution=data.resolution,
+        )
+        assert scene.mask is not None
+        truth = scene.mask.astype(np.uint8)
+        unlabelled = scene.ignore if scene.ignore is not None else np.zeros(scene.grid.shape, bool)
+        truth[:, unlabelled | ~scene.valid] = TRUTH_IGNORE
+        target = folder / f"{source.name}.tif"
+        write_raster(target, truth, scene.grid, band_names=classes.names, overwrite=True)
+        outputs.append(target)
+    if not outputs:
+        raise DataError(f"{test}: no test scene has labels; remove run.test or add labels.")
+    classes_file = folder / CLASSES_FILE
+    save_classes(classes.model_copy(update={"ignore_value": TRUTH_IGNORE}), classes_file)
+    return [*outputs, classes_file], f"{len(outputs)} test scenes"
+
+
+def truth_dir(out: Path) -> Path:
+    """The test scenes' truth as rasterized by `prepare:test`."""
+    return out / "prepare" / "truth"
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -219,22 +266,6 @@ def _postprocess(label: str) -> Callable[[RunContext], Outcome]:
     return action
 
 
-def _truth(config: Config) -> Path:
-    """Where the test scenes' truth lies: their masks' folder (exact on the grid), else their
-    label files' folder, else the one label file they share."""
-    sources = _test_sources(config)
-    masks = {s.mask.parent for s in sources if s.mask is not None}
-    if len(masks) == 1 and all(s.mask is not None for s in sources):
-        return masks.pop()
-    labels = {s.labels if s.shared_labels else s.labels.parent for s in sources if s.labels}
-    if len(labels) == 1 and all(s.labels is not None for s in sources):
-        return labels.pop()
-    raise DataError(
-        f"{config.run.test}: its scenes' truth is not in one masks/ or labels/ folder; "
-        "give every test scene a mask (masks/<scene>.tif) or a label file."
-    )
-
-
 def scores_path(out: Path, label: str) -> Path:
     """A model's scores.json in a run folder (scores.csv lies beside it)."""
     return out / "scores" / label / "scores.json"
@@ -247,7 +278,7 @@ def _evaluate(label: str, primary: bool) -> Callable[[RunContext], Outcome]:
 
         evaluation, inputs = evaluate_paths(
             predictions_dir(context, label),
-            _truth(context.config),
+            truth_dir(context.out),
             run=model_dir(context, label),
             postprocess=context.config.postprocess,
         )
@@ -271,6 +302,10 @@ def plan_stages(context: RunContext) -> list[Stage]:
     stages = [
         Stage("prepare", "prepare", {"inputs": context.training_inputs, "data": data}, prepare)
     ]
+    if run.test is not None:
+        labels = config.data.labels.model_dump(mode="json")
+        depends = {"inputs": context.test_inputs, "labels": labels}
+        stages.append(Stage("prepare", "prepare:test", depends, prepare_truth))
     for position, label in enumerate(run.models):
         trained = model_config(config, label)
         names = {kind: f"{kind}:{label}" for kind in STAGE_KINDS}
@@ -308,7 +343,7 @@ def plan_stages(context: RunContext) -> list[Stage]:
                     names["evaluate"],
                     {"primary": position == 0},
                     _evaluate(label, primary=position == 0),
-                    after=(names["postprocess"],),
+                    after=(names["postprocess"], "prepare:test"),
                 )
             )
     # Stage by stage across models: `--until train` trains every model and stops.
