@@ -154,3 +154,35 @@ def test_an_ensemble_without_members_is_refused(make_raster, tmp_path, capsys):
     ensemble.write_text("members: []\n")
     assert _predict(ensemble, make_raster(), "--out", tmp_path / "out") == 2
     assert "ensemble.yaml: members" in capsys.readouterr().err
+
+
+def test_the_log_says_what_a_pixel_costs_and_why(make_checkpoint, make_raster, tmp_path, capsys):
+    checkpoint, raster = make_checkpoint(), make_raster(64, 64)
+    assert (
+        main(
+            [
+                "predict",
+                str(checkpoint),
+                str(raster),
+                "--out",
+                str(tmp_path / "patch"),
+                "--window",
+                "patch",
+            ]
+        )
+        == 0
+    )
+    line = next(x for x in capsys.readouterr().err.splitlines() if "passes per pixel" in x)
+    # An unmeasured checkpoint: the training patch at 50% overlap and 8 passes.
+    assert "32.00 network passes per pixel" in line
+    assert "window 16 px (training patch)" in line and "overlap 50%" in line and "TTA 8" in line
+    assert main(["predict", str(checkpoint), str(raster), "--out", str(tmp_path / "auto")]) == 0
+    line = next(x for x in capsys.readouterr().err.splitlines() if "passes per pixel" in x)
+    assert "(auto:" in line and "TTA 8 (auto: no validation Jaccard" in line
+
+
+@pytest.mark.parametrize("bad", [("--window", "big"), ("--tta", "3"), ("--tta", "16")])
+def test_bad_window_or_tta_values_are_exit_2(bad, make_checkpoint, make_raster, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        _predict(make_checkpoint(), make_raster(), "--out", tmp_path / "out", *bad)
+    assert exit_info.value.code == 2

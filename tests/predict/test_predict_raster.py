@@ -36,6 +36,7 @@ def _read(path):
         ((70, 9), TilingSettings(window_px=16, overlap=0.75)),
         ((5, 6), TilingSettings(window_px=32, overlap=0.5)),
         ((41, 40), TilingSettings(window_px=16, overlap=0.5, centre_crop_px=3)),
+        ((45, 38), TilingSettings(window_px=16, overlap=0.5, centre_crop_px=4, align_px=8)),
     ],
     ids=str,
 )

@@ -89,3 +89,19 @@ def test_reflect_indices_matches_numpy_pad_even_past_several_reflections(length)
     expected = np.pad(values, pad, mode="reflect") if length > 1 else np.zeros(2 * pad + 1)
     got = values[reflect_indices(np.arange(-pad, length + pad), length)]
     assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("align", [1, 4, 16])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_aligned_plans_start_every_window_in_the_same_phase_and_cover_every_pixel(shape, align):
+    settings = TilingSettings(window_px=32, overlap=0.5, centre_crop_px=8, align_px=align)
+    plan = plan_windows(*shape, settings)
+    for starts in (plan.row_starts, plan.col_starts):
+        assert all((start - starts[0]) % align == 0 for start in starts)
+    assert plan.coverage().min() >= 1
+    assert plan.extent_height == plan.row_starts[-1] + 32 + plan.margin_px
+
+
+def test_without_alignment_the_plan_is_unchanged():
+    aligned = plan_windows(100, 100, TilingSettings(window_px=32, overlap=0.5, align_px=1))
+    assert aligned.row_starts[-1] + 32 == 100 + aligned.margin_px

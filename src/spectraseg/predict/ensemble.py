@@ -14,6 +14,7 @@ class list and head; each may take the bands in its own order (they must have th
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ import yaml
 from pydantic import Field, ValidationError
 
 from spectraseg.errors import CheckpointError, ConfigError
+from spectraseg.models.unet import UNetSettings
+from spectraseg.predict.choices import ModelFacts
+from spectraseg.predict.compiled import compile_model
 from spectraseg.predict.inputs import ModelInfo
 from spectraseg.predict.tta import Model
 from spectraseg.settings import Settings
@@ -38,6 +42,7 @@ __all__ = [
     "EnsemblePredictor",
     "EnsembleSettings",
     "LoadedModel",
+    "facts_from_checkpoint",
     "info_from_checkpoint",
     "load_ensemble",
     "load_model",
@@ -75,6 +80,24 @@ class LoadedModel:
     per_pixel: bool
     """Random forests and index thresholds: no TTA, no overlap needed."""
     source: Path
+    facts: ModelFacts
+    """What the checkpoint says about predicting it cheaply: patch, size multiple, measured
+    edge margin and TTA scores (`choices.py`)."""
+
+
+def facts_from_checkpoint(checkpoint: Checkpoint) -> ModelFacts:
+    """Patch, size multiple, edge margin and TTA scores as a checkpoint records them."""
+    depth = checkpoint.model_settings.get("depth") if checkpoint.model_name == "unet" else None
+    if checkpoint.model_name == "unet" and depth is None:
+        depth = UNetSettings().depth
+    tta_jaccard = getattr(checkpoint, "tta_jaccard", None)
+    return ModelFacts(
+        patch_px=checkpoint.patch_size,
+        size_multiple=1 << int(depth) if depth is not None else 1,
+        edge_margin_px=getattr(checkpoint, "edge_margin_px", None),
+        tta_jaccard=dict(tta_jaccard) if tta_jaccard is not None else None,
+        per_pixel=checkpoint.model_name in PER_PIXEL_MODELS,
+    )
 
 
 def info_from_checkpoint(checkpoint: Checkpoint) -> ModelInfo:
@@ -108,6 +131,7 @@ def load_model(path: str | os.PathLike[str], device: torch.device) -> LoadedMode
         window_px=checkpoint.patch_size,
         per_pixel=checkpoint.model_name in PER_PIXEL_MODELS,
         source=source,
+        facts=facts_from_checkpoint(checkpoint),
     )
 
 
@@ -139,6 +163,11 @@ class EnsemblePredictor:
         self.members = list(members)
         self.weights = [w / total for w in weights]
         self.band_orders = [list(order) for order in band_orders]
+
+    def compiled(self) -> EnsemblePredictor:
+        """The same ensemble with each member's network compiled (`compiled.py`)."""
+        members = [compile_model(member) for member in self.members]
+        return EnsemblePredictor(members, self.weights, self.band_orders)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         parts = zip(self.members, self.weights, self.band_orders, strict=True)
@@ -201,4 +230,19 @@ def load_ensemble(path: str | os.PathLike[str], device: torch.device) -> LoadedM
         window_px=min(c.patch_size for c in checkpoints),
         per_pixel=all(c.model_name in PER_PIXEL_MODELS for c in checkpoints),
         source=source,
+        facts=_ensemble_facts([facts_from_checkpoint(c) for c in checkpoints]),
+    )
+
+
+def _ensemble_facts(members: Sequence[ModelFacts]) -> ModelFacts:
+    """The members' facts combined: the widest margin and multiple, the smallest patch; TTA
+    scores only belong to one model, so an ensemble has none (8 passes under auto)."""
+    multiple = math.lcm(*(m.size_multiple for m in members))
+    margins = [m.edge_margin_px for m in members]
+    return ModelFacts(
+        patch_px=min(m.patch_px for m in members),
+        size_multiple=multiple,
+        edge_margin_px=None if None in margins else max(m for m in margins if m is not None),
+        tta_jaccard=None,
+        per_pixel=all(m.per_pixel for m in members),
     )

@@ -23,12 +23,18 @@ from typing import Literal
 import numpy as np
 import rasterio
 import torch
-from pydantic import Field
 
 from spectraseg.data.augment import tta_transforms
 from spectraseg.io.atomic import check_writable
 from spectraseg.io.rasters import RasterStack
-from spectraseg.predict.blending import RowBandAccumulator, WindowFunction, window_2d
+from spectraseg.predict.blending import RowBandAccumulator, window_2d
+from spectraseg.predict.choices import (
+    Choice,
+    ModelFacts,
+    PredictRequest,
+    choose_settings,
+)
+from spectraseg.predict.compiled import compile_model, worth_compiling
 from spectraseg.predict.inputs import (
     InputWindow,
     ModelInfo,
@@ -37,6 +43,7 @@ from spectraseg.predict.inputs import (
     open_input,
     read_windows,
 )
+from spectraseg.predict.memory import activation_bytes_per_pixel, memory_budget_bytes
 from spectraseg.predict.outputs import (
     BlockRowSink,
     PredictionOutputs,
@@ -44,9 +51,9 @@ from spectraseg.predict.outputs import (
     output_paths,
     probabilities_writer,
 )
-from spectraseg.predict.tiling import TilingSettings, WindowPlan, plan_windows, reflect_indices
-from spectraseg.predict.tta import Model, TTAMean, predict_with_tta
-from spectraseg.settings import Settings
+from spectraseg.predict.settings import CPU_BATCH_PIXELS, GPU_FIRST_BATCH, PredictSettings
+from spectraseg.predict.tiling import WindowPlan, plan_windows, reflect_indices
+from spectraseg.predict.tta import Model, predict_with_tta
 
 __all__ = [
     "PredictSettings",
@@ -56,36 +63,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+CompileState = Literal["undecided", "warming", "done"]
+
 PathLike = str | os.PathLike[str]
 
 # GDAL's block cache defaults to 5% of RAM and would fill with the tiles read and written;
 # prediction touches each tile twice at most, so a small cache bounds memory at no cost.
 GDAL_CACHE_MB = 64
-# Pixels per CPU batch (two 256 px windows), scaled for other window sizes. Both cores stay
-# busy with two windows already; with more, a reference-size U-Net's feature maps outgrow
-# malloc's reuse threshold (32 MB) and every pass pays page faults: batches of 4 ran 15% slower.
-CPU_BATCH_PIXELS = 2 * 256 * 256
-GPU_FIRST_BATCH = 32
-
-
-class PredictSettings(Settings):
-    """How `predict_raster` predicts and writes. In YAML: the `predict:` section."""
-
-    tiling: TilingSettings = TilingSettings()
-    window_function: WindowFunction = "spline"
-    """Blending weight of each window: spline (smooth, the default), hann, or flat."""
-    tta: Literal[1, 2, 4, 8] = 8
-    """Test-time augmentation passes over the D4 group: 1 = none, 8 = every rotation/mirror."""
-    tta_mean: TTAMean = "arithmetic"
-    batch_size: int | None = Field(default=None, ge=1)
-    """Windows per model call; None picks one for the device (halved on GPU out-of-memory)."""
-    dtype: Literal["float32", "uint8"] = "float32"
-    """Probability raster type: float32 (NaN nodata) or uint8 (254 x p, 255 nodata), 4x smaller."""
-    cog: bool = False
-    """Write Cloud-Optimized GeoTIFFs with overviews (costs one extra copy at the end)."""
-    write_mask: bool = True
-    channels_last: bool = True
-    """Hand the model channels-last batches: the reference U-Net ran 1.2x to 1.45x faster on CPU."""
 
 
 # --- prediction ----------------------------------------------------------------------------
@@ -98,11 +82,23 @@ class _BatchPredictor:
     the rest of the raster, so the first batch size may be optimistic.
     """
 
-    def __init__(self, model: Model, settings: PredictSettings, device: torch.device) -> None:
+    def __init__(
+        self,
+        model: Model,
+        settings: PredictSettings,
+        device: torch.device,
+        *,
+        num_windows: int = 0,
+    ) -> None:
         self.model = model
         self.settings = settings
         self.device = device
         self.transforms = tta_transforms(settings.tta)
+        # With `settings.compile`: the first batch runs eagerly and is timed to decide whether
+        # the rest repays compiling; the second, compiled call's extra time is the warm-up.
+        self.windows_left = num_windows
+        self.compile_state: CompileState = "undecided" if settings.compile else "done"
+        self.eager_seconds_per_window = 0.0
         if settings.batch_size is not None:
             self.batch_size = settings.batch_size
         elif device.type == "cuda":
@@ -113,8 +109,35 @@ class _BatchPredictor:
 
     def __call__(self, images: np.ndarray) -> torch.Tensor:
         """(N, C, w, w) float32 -> (N, K, w, w) float32 probabilities on the CPU."""
+        count = len(images)
+        self.windows_left -= count
+        if self.compile_state != "done" and count < self.batch_size:
+            # A compiled network is specialised to one batch shape: fill the batch with zeros
+            # rather than compile again for a short last batch.
+            filler = np.zeros((self.batch_size - count, *images.shape[1:]), dtype=images.dtype)
+            images = np.concatenate([images, filler])
         batch = torch.from_numpy(images).to(self.device)
-        return self._predict(batch).to("cpu", torch.float32)
+        started = time.perf_counter()
+        probs = self._predict(batch)[:count].to("cpu", torch.float32)
+        seconds = time.perf_counter() - started
+        if self.compile_state == "undecided":
+            self._decide_compile(seconds / len(images))
+        elif self.compile_state == "warming":
+            warmup = seconds - self.eager_seconds_per_window * len(images)
+            log.info("compiled the network: warm-up %.1f s", warmup)
+            self.compile_state = "done"
+        return probs
+
+    def _decide_compile(self, seconds_per_window: float) -> None:
+        self.eager_seconds_per_window = seconds_per_window
+        pays, why = worth_compiling(seconds_per_window * max(self.windows_left, 0))
+        if pays:
+            log.info("compiling the network (%s)", why)
+            self.model = compile_model(self.model)
+            self.compile_state = "warming"
+        else:
+            log.info("not compiling the network: %s", why)
+            self.compile_state = "done"
 
     def _predict(self, batch: torch.Tensor) -> torch.Tensor:
         try:
@@ -200,6 +223,34 @@ def _batches(
         yield batch, seen
 
 
+def _choose(
+    model: Model,
+    base: PredictSettings,
+    request: PredictRequest,
+    facts: ModelFacts | None,
+    channels: int,
+    height: int,
+    width: int,
+    device: torch.device,
+) -> Choice:
+    """`choose_settings` for this raster, measuring the model's memory when the window is auto."""
+    facts = facts or ModelFacts(patch_px=base.tiling.window_px)
+    bytes_per_pixel = 0.0
+    if request.window == "auto" and not facts.per_pixel:
+        probe = max(facts.size_multiple, 32 // facts.size_multiple * facts.size_multiple)
+        bytes_per_pixel = activation_bytes_per_pixel(model, channels, probe, device)
+    return choose_settings(
+        base,
+        request,
+        facts,
+        height=height,
+        width=width,
+        bytes_per_pixel=bytes_per_pixel,
+        budget_bytes=memory_budget_bytes(device),
+        gpu=device.type == "cuda",
+    )
+
+
 def predict_raster(
     model: Model,
     input: PathLike | Sequence[PathLike] | RasterStack,
@@ -212,6 +263,8 @@ def predict_raster(
     overwrite: bool = False,
     progress: bool = False,
     stem: str | None = None,
+    request: PredictRequest | None = None,
+    facts: ModelFacts | None = None,
 ) -> PredictionOutputs:
     """Predict a raster window by window and write `<stem>_probs.tif` and `<stem>_mask.tif`.
 
@@ -230,6 +283,10 @@ def predict_raster(
             raised before any work.
         progress: show a progress bar with windows/s and ETA on stderr.
         stem: output name prefix (default: the input's file stem or folder name).
+        request: window, overlap and TTA to choose for this raster from `facts` (the model
+            card's patch, size multiple, edge margin and TTA scores) and the memory budget;
+            they replace `settings`' tiling, TTA and batch (`choices.py`). Default: `settings`
+            as they are.
 
     Memory: about (K + 1) x window x width x 4 bytes for the blending band, K x 256 x width x 4
     for the write buffer, C x window x 2048 x 4 for the input being read, and the model's
@@ -252,13 +309,20 @@ def predict_raster(
             stack = open_input(input, info, resample=resample)
             cleanup.callback(stack.close)
         check_band_count(stack, info)
-        predictor = _BatchPredictor(
-            model, settings, torch.device(device) if device is not None else torch.device("cpu")
-        )
-        plan = plan_windows(stack.grid.height, stack.grid.width, settings.tiling)
+        target = torch.device(device) if device is not None else torch.device("cpu")
+        height, width = stack.grid.height, stack.grid.width
+        if request is not None:
+            choice = _choose(model, settings, request, facts, stack.count, height, width, target)
+            settings = choice.settings
+        plan = plan_windows(height, width, settings.tiling)
+        if request is None:
+            passes = settings.tta * plan.pixel_passes / (height * width)
+            choice = Choice(settings, passes, "settings as given")
+        log.info("%s: %s", stem, choice.describe())
+        predictor = _BatchPredictor(model, settings, target, num_windows=plan.num_windows)
         class_names = info.class_names or tuple(
             f"class_{k + 1}"
-            for k in range(_count_classes(model, stack.count, plan.window_px, predictor.device))
+            for k in range(_count_classes(model, stack.count, min(plan.window_px, 64), target))
         )
         thresholds = info.thresholds or (0.5,) * len(class_names)
         if len(thresholds) != len(class_names):

@@ -48,6 +48,12 @@ class TilingSettings(Settings):
     """Pixels dropped from each side of every window's prediction before blending, for models
     whose edge pixels are unreliable (e.g. trained on valid-region losses). At most half the
     overlap, so that the cropped windows still cover every pixel."""
+    align_px: int = Field(default=1, ge=1)
+    """Window starts, counted from the first, are multiples of this. Set to the model's size
+    multiple (2**depth for a U-Net), every window, the last one included, meets the model's
+    pooling grid at the same phase, so overlapping windows predict the same function of the
+    image and agree beyond the model's edge margin. The last window of an axis then reaches
+    up to align_px - 1 pixels past the padded edge (reflected too). 1 = no alignment."""
 
     @model_validator(mode="after")
     def _crop_fits_in_overlap(self) -> TilingSettings:
@@ -75,26 +81,33 @@ class TilingSettings(Settings):
         return self.window_px - self.overlap_px
 
 
-def plan_axis(length: int, window_px: int, margin_px: int, stride_px: int) -> tuple[int, ...]:
+def plan_axis(
+    length: int, window_px: int, margin_px: int, stride_px: int, align_px: int = 1
+) -> tuple[int, ...]:
     """Window starts along one axis, in raster coordinates (the first is -margin_px).
 
     The padded extent is [-m, length + m); windows advance by `stride_px` and the last one
-    ends flush with the padded edge. When the padded extent is shorter than one window, a
-    single window starts at -m and reaches past the end (those pixels are reflected too).
+    ends flush with the padded edge, or, with `align_px`, starts at the next multiple of
+    `align_px` from the first (reaching a little past the edge). When the padded extent is
+    shorter than one window, a single window starts at -m and reaches past the end (those
+    pixels are reflected too).
 
     Example:
         >>> plan_axis(10, window_px=8, margin_px=2, stride_px=4)
         (-2, 2, 4)
+        >>> plan_axis(10, window_px=8, margin_px=2, stride_px=4, align_px=4)
+        (-2, 2, 6)
         >>> plan_axis(3, window_px=8, margin_px=2, stride_px=4)
         (-2,)
     """
-    if length < 1 or window_px < 1 or stride_px < 1 or margin_px < 0:
+    if length < 1 or window_px < 1 or stride_px < 1 or margin_px < 0 or align_px < 1:
         raise ValueError(f"bad axis plan: length={length} window={window_px} stride={stride_px}")
     padded = length + 2 * margin_px
     if padded <= window_px:
         return (-margin_px,)
     count = math.ceil((padded - window_px) / stride_px) + 1
-    starts = [i * stride_px for i in range(count - 1)] + [padded - window_px]
+    last = -(-(padded - window_px) // align_px) * align_px
+    starts = [i * stride_px for i in range(count - 1)] + [last]
     return tuple(start - margin_px for start in starts)
 
 
@@ -103,7 +116,8 @@ class WindowPlan:
     """All windows over a `height` x `width` raster, as rows of windows from top to bottom.
 
     `extent_*` give the padded area the windows span, in raster coordinates: rows
-    [-margin_px, -margin_px + extent_height), and the same for columns.
+    [-margin_px, -margin_px + extent_height), and the same for columns; it reaches past the
+    padded raster when the plan is aligned or the raster is smaller than a window.
     """
 
     height: int
@@ -120,11 +134,16 @@ class WindowPlan:
 
     @property
     def extent_height(self) -> int:
-        return max(self.height + 2 * self.margin_px, self.window_px)
+        return self.row_starts[-1] + self.window_px + self.margin_px
 
     @property
     def extent_width(self) -> int:
-        return max(self.width + 2 * self.margin_px, self.window_px)
+        return self.col_starts[-1] + self.window_px + self.margin_px
+
+    @property
+    def pixel_passes(self) -> int:
+        """Window pixels the model sees for one pass over the plan (times TTA for the total)."""
+        return self.num_windows * self.window_px * self.window_px
 
     def windows(self) -> Iterator[Window]:
         """Every window in row-major order (rows of windows top to bottom, each left to right)."""
@@ -164,8 +183,8 @@ def plan_windows(height: int, width: int, settings: TilingSettings) -> WindowPla
         window_px=window,
         margin_px=margin,
         crop_px=settings.centre_crop_px,
-        row_starts=plan_axis(height, window, margin, stride),
-        col_starts=plan_axis(width, window, margin, stride),
+        row_starts=plan_axis(height, window, margin, stride, settings.align_px),
+        col_starts=plan_axis(width, window, margin, stride, settings.align_px),
     )
 
 

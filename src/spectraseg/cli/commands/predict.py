@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from spectraseg.cli.options import add_out_dir, resolve_device
 from spectraseg.errors import ConfigError
 from spectraseg.io.atomic import check_writable
+from spectraseg.predict.choices import PredictRequest
 from spectraseg.predict.ensemble import load_model
 from spectraseg.predict.inputs import input_stem
 from spectraseg.predict.outputs import output_paths
@@ -23,18 +24,26 @@ from spectraseg.predict.tiling import TilingSettings
 log = logging.getLogger(__name__)
 
 
-def _window(text: str) -> int | None:
-    if text == "auto":
-        return None
+def _window(text: str) -> int | str:
+    if text in ("auto", "patch"):
+        return text
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is neither 'auto' nor a number of pixels"
+            f"{text!r} is neither 'auto', 'patch' nor a number of pixels"
         ) from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"a window of {value} px is too small")
     return value
+
+
+def _tta(text: str) -> int | str:
+    if text == "auto":
+        return text
+    if text not in ("1", "2", "4", "8"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not auto, 1, 2, 4 or 8")
+    return int(text)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -55,10 +64,11 @@ def add_parser(subparsers: Any) -> None:
     add_out_dir(parser, help_text="folder for the probability and mask rasters")
     parser.add_argument(
         "--tta",
-        type=int,
-        choices=(1, 2, 4, 8),
-        default=8,
-        help="test-time augmentation passes over rotations/mirrors (default: 8)",
+        type=_tta,
+        default="auto",
+        metavar="auto|1|2|4|8",
+        help="test-time augmentation passes over rotations/mirrors (default: auto, the fewest "
+        "that scored within 0.001 Jaccard of the best on validation; 8 if not measured)",
     )
     parser.add_argument(
         "--tta-mean",
@@ -69,15 +79,17 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--overlap",
         type=float,
-        default=0.5,
-        help="share of each window its neighbour sees too (default: 0.5)",
+        default=None,
+        help="share of each window its neighbour sees too (default: twice the model's measured "
+        "edge margin; 0.5 for models without one)",
     )
     parser.add_argument(
         "--window",
         type=_window,
-        default=None,
-        metavar="auto|PX",
-        help="window side in pixels (default: auto, the training patch size)",
+        default="auto",
+        metavar="auto|patch|PX",
+        help="window side in pixels (default: auto, the largest valid window under the memory "
+        "budget, at least the training patch; patch: the training patch)",
     )
     parser.add_argument(
         "--centre-crop",
@@ -105,6 +117,11 @@ def add_parser(subparsers: Any) -> None:
         "--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs with overviews"
     )
     parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the network through torch.compile when the raster repays the warm-up",
+    )
+    parser.add_argument(
         "--resample",
         action="store_true",
         help="resample inputs whose pixel size is >10%% off the training resolution",
@@ -113,31 +130,32 @@ def add_parser(subparsers: Any) -> None:
 
 _OPTIONS = {
     "overlap": "--overlap",
+    "window": "--window",
+    "tta": "--tta",
     "window_px": "--window",
     "centre_crop_px": "--centre-crop",
     "batch_size": "--batch",
 }
 
 
-def _settings(args: argparse.Namespace, window_px: int, per_pixel: bool) -> PredictSettings:
-    """The command line as `PredictSettings`; per-pixel models skip TTA and overlap."""
-    tta, overlap, window_function = args.tta, args.overlap, args.window_function
-    if per_pixel:
-        if tta != 1 or overlap:
-            log.info("per-pixel model: predicting without TTA or overlap (they change nothing)")
-        tta, overlap, window_function = 1, 0.0, "flat"
+def _settings(args: argparse.Namespace) -> tuple[PredictSettings, PredictRequest]:
+    """The command line as base `PredictSettings` and the `PredictRequest` chosen per raster
+    (window, overlap and TTA; per-pixel models get no TTA and no overlap)."""
     try:
-        return PredictSettings(
-            tiling=TilingSettings(
-                window_px=window_px, overlap=overlap, centre_crop_px=args.centre_crop
-            ),
-            window_function=window_function,
-            tta=tta,
+        request = PredictRequest(window=args.window, overlap=args.overlap, tta=args.tta)
+        base = PredictSettings(
+            tiling=TilingSettings(centre_crop_px=args.centre_crop),
+            window_function=args.window_function,
             tta_mean=args.tta_mean,
             batch_size=args.batch,
             dtype=args.dtype,
             cog=args.cog,
+            compile=args.compile,
         )
+        if args.centre_crop and args.overlap is not None:
+            window = args.window if isinstance(args.window, int) else 256
+            TilingSettings(window_px=window, overlap=args.overlap, centre_crop_px=args.centre_crop)
+        return base, request
     except ValidationError as error:
         first = error.errors()[0]
         field = str(first["loc"][-1]) if first["loc"] else ""
@@ -168,15 +186,18 @@ def run(args: argparse.Namespace) -> int:
     if device.type == "cpu":
         # Every core this process may use (the default counts physical cores only).
         torch.set_num_threads(len(os.sched_getaffinity(0)))
+    base, request = _settings(args)
     model = load_model(args.checkpoint, device)
-    window_px = args.window if args.window is not None else model.window_px
-    settings = _settings(args, window_px, model.per_pixel)
+    if model.per_pixel and (args.tta not in ("auto", 1) or args.overlap):
+        log.info("per-pixel model: predicting without TTA or overlap (they change nothing)")
     for path, stem in zip(args.inputs, stems, strict=True):
         outputs = predict_raster(
             model.predictor,
             path,
             args.out,
-            settings=settings,
+            settings=base,
+            request=request,
+            facts=model.facts,
             info=model.info,
             resample=args.resample,
             device=device,

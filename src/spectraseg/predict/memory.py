@@ -1,0 +1,102 @@
+"""How much memory a model's forward pass holds per pixel, and how much prediction may use.
+
+`--window auto` picks the largest window whose forward pass fits a budget; that needs the
+model's activation memory per input pixel. It is measured, not derived from settings, so it
+holds for any model (U-Net, ensemble, a plain callable): one forward pass of a small input with
+a global forward hook that, after every module, sums the bytes of the tensors still alive.
+Convolutions with padding keep every feature map proportional to the input's area, so the
+figure per pixel at a small size holds at any size.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from spectraseg.predict.tta import Model
+
+__all__ = [
+    "CPU_ACTIVATION_BUDGET_BYTES",
+    "GPU_MEMORY_SHARE",
+    "activation_bytes_per_pixel",
+    "memory_budget_bytes",
+]
+
+# A few hundred MB of activations per forward pass: with the blending band, the input being
+# read and Python, torch and GDAL themselves, a 4096-column scene then stays well under 1.5 GB.
+CPU_ACTIVATION_BUDGET_BYTES = 384 * 2**20
+# Share of the GPU's free memory one batch of windows may take; the rest absorbs the
+# allocator's caching and the convolution workspaces the hook cannot see.
+GPU_MEMORY_SHARE = 0.5
+
+
+def _tensors(value: Any) -> Iterator[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, tuple | list):
+        for item in value:
+            yield from _tensors(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors(item)
+
+
+class _LiveTensors:
+    """Tensors seen by forward hooks, by storage, forgotten as soon as Python frees them."""
+
+    def __init__(self) -> None:
+        self.live: dict[int, tuple[weakref.ref[torch.Tensor], int]] = {}
+        self.peak = 0
+
+    def note(self, value: Any) -> None:
+        for tensor in _tensors(value):
+            storage = tensor.untyped_storage()
+            # In-place layers return their input: one storage, counted once.
+            self.live[storage.data_ptr()] = (weakref.ref(tensor), storage.nbytes())
+        self.live = {key: entry for key, entry in self.live.items() if entry[0]() is not None}
+        self.peak = max(self.peak, sum(size for _, size in self.live.values()))
+
+    def hook(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        del module
+        self.note(inputs)
+        self.note(output)
+
+
+def activation_bytes_per_pixel(
+    model: Model, channels: int, size_px: int, device: torch.device | str = "cpu"
+) -> float:
+    """Peak bytes of tensors alive during one forward pass of `model`, per input pixel.
+
+    Runs `model` once on a (1, channels, size_px, size_px) zero input under a global forward
+    hook. Counts every tensor a module receives or returns while it is alive (skip connections
+    held for the decoder included), plus the model's own input and output; weights are not
+    per-pixel and are left out. A callable without modules counts its input and output only.
+    `size_px` must be a valid size for the model (a multiple of its size multiple).
+    """
+    tracker = _LiveTensors()
+    batch = torch.zeros((1, channels, size_px, size_px), device=device)
+    handle = nn.modules.module.register_module_forward_hook(tracker.hook)
+    try:
+        with torch.inference_mode():
+            tracker.note(batch)
+            output = model(batch)
+            tracker.note((batch, output))
+    finally:
+        handle.remove()
+    return tracker.peak / (size_px * size_px)
+
+
+def memory_budget_bytes(device: torch.device) -> int:
+    """Bytes one batch of windows may hold in activations on `device`.
+
+    CPU: a fixed few hundred MB (`CPU_ACTIVATION_BUDGET_BYTES`), so prediction stays small
+    beside other work. GPU: a share of the memory free right now.
+    """
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * GPU_MEMORY_SHARE)
+    return CPU_ACTIVATION_BUDGET_BYTES
