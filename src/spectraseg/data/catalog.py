@@ -35,7 +35,7 @@ from spectraseg.classes import ClassList, load_classes
 from spectraseg.data.indices import IndexSettings, add_indices
 from spectraseg.data.rasterize import LabelRasterizer, rasterize_geometries
 from spectraseg.data.scene import Scene
-from spectraseg.errors import DataError, LabelError, SpectrasegWarning
+from spectraseg.errors import ConfigError, DataError, LabelError, SpectrasegWarning
 from spectraseg.grid import Grid
 from spectraseg.io.coregister import estimate_stack_shifts
 from spectraseg.io.labels import (
@@ -390,3 +390,30 @@ def _warn_unused_classes(scenes: Sequence[Scene], classes: ClassList, root: Path
             SpectrasegWarning,
             stacklevel=3,
         )
+
+
+def select_classes(
+    scenes: Sequence[Scene], classes: ClassList, names: Sequence[str]
+) -> tuple[list[Scene], ClassList]:
+    """The scenes and class list reduced to the classes `names`, in that order.
+
+    Pixels of the dropped classes become background, which is what a one-vs-rest model (one of
+    `spectraseg train --per-class`) needs. Scenes without labels pass through unchanged.
+
+    Raises:
+        ConfigError: a name is not a class of the data set (with a did-you-mean).
+    """
+    try:
+        positions = [classes.index_of(name) for name in names]
+    except LabelError as error:
+        raise ConfigError(f"data.classes: {error} (classes.yaml lists {classes.names}).") from None
+    if len(set(positions)) != len(positions):
+        raise ConfigError(f"data.classes: {list(names)} names a class twice.")
+    subset = classes.model_copy(update={"classes": tuple(classes.classes[p] for p in positions)})
+    selected = [
+        scene
+        if scene.mask is None
+        else scene.with_labels(scene.mask[positions], scene.ignore, subset.names)
+        for scene in scenes
+    ]
+    return selected, subset

@@ -22,6 +22,9 @@ class DataSettings(Settings):
     indices: IndexSettings = IndexSettings()
     """Spectral indices appended after the bands; a plain list is short for `names`:
     `indices: [ndwi, savi, evi, ccci]`."""
+    classes: tuple[str, ...] = ()
+    """Classes to learn, in this order; empty: every class of classes.yaml. The pixels of the
+    others count as background: `[building]` trains a one-class (building or not) model."""
     labels: LabelSettings = LabelSettings()
     """How labels are read: class column, GeoPackage layer, labelled area, mask encoding."""
     normalization: Literal["standard", "percentile"] = "standard"

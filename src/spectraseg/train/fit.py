@@ -33,6 +33,7 @@ from spectraseg.train.run_folder import HistoryRow, RunFolder
 from spectraseg.train.schedule import Plateau, ScheduleSettings, learning_rate
 
 __all__ = [
+    "EpochCallback",
     "FitResult",
     "FitState",
     "TrainSettings",
@@ -44,6 +45,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+Stopped = Literal["epochs", "time", "early_stopping", "caller"]
+"""Why training ended; "caller" is `on_epoch_end` asking to stop (a search pruning a trial)."""
+EpochCallback = Callable[[int, float], bool]
+"""Called after each validation with (epoch, validation mean Jaccard); True stops training."""
 
 
 class TrainSettings(Settings):
@@ -113,7 +119,7 @@ class FitResult:
     best_score: float
     best_epoch: int
     epochs: int
-    stopped: Literal["epochs", "time", "early_stopping"]
+    stopped: Stopped
     history: tuple[HistoryRow, ...]
 
 
@@ -208,6 +214,7 @@ def fit(
     resume: Mapping[str, Any] | None = None,
     started: float | None = None,
     progress: bool = False,
+    on_epoch_end: EpochCallback | None = None,
 ) -> FitResult:
     """Train `model` in place and return the best weights and tuned thresholds.
 
@@ -221,6 +228,8 @@ def fit(
         started: `time.monotonic()` when the run began (data loading counts against
             `max_minutes`); default now.
         progress: show a progress bar on stderr.
+        on_epoch_end: told each epoch's validation score once its files are written; returning
+            True ends training there, as a time budget would (a search's pruner uses this).
     """
     started = time.monotonic() if started is None else started
     deadline = started + settings.max_minutes * 60 if settings.max_minutes else None
@@ -252,7 +261,7 @@ def fit(
             reductions=plateau.reductions,
         )
 
-    stopped: Literal["epochs", "time", "early_stopping"] = "epochs"
+    stopped: Stopped = "epochs"
     session_start = time.monotonic() - state.seconds
     validated = False
     while state.epoch < settings.epochs or not validated:
@@ -342,6 +351,10 @@ def fit(
                 save_checkpoint(run.last, replace(last, training_state=training_state))
             run.write_history(state.history)
             run.write_curves(state.history, class_names)
+        if on_epoch_end is not None and on_epoch_end(state.epoch, score):
+            stopped = "caller"
+            log.info("stopped after epoch %d by the caller", state.epoch)
+            break
         if out_of_time:
             stopped = "time"
             log.info("time budget of %g minutes used up; stopping", settings.max_minutes)

@@ -21,7 +21,7 @@ import torch
 
 from spectraseg.classes import ClassList
 from spectraseg.config import Config
-from spectraseg.data.catalog import load_dataset
+from spectraseg.data.catalog import load_dataset, select_classes
 from spectraseg.data.dataset import TrainingData, prepare_training_data
 from spectraseg.data.normalize import BandStats
 from spectraseg.data.scene import Scene
@@ -35,7 +35,14 @@ from spectraseg.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from spectraseg.train.fit import FitResult, FitState, filled_checkpoint, fit, history_row
+from spectraseg.train.fit import (
+    EpochCallback,
+    FitResult,
+    FitState,
+    filled_checkpoint,
+    fit,
+    history_row,
+)
 from spectraseg.train.forest import fit_forest
 from spectraseg.train.index_threshold import fit_index_threshold
 from spectraseg.train.loop import evaluate_probabilities
@@ -98,6 +105,7 @@ def train_model(
     overwrite: bool = False,
     device: torch.device | None = None,
     progress: bool = False,
+    on_epoch_end: EpochCallback | None = None,
 ) -> FitResult:
     """Train the configured model on a data folder and fill a run folder.
 
@@ -105,6 +113,7 @@ def train_model(
         resume: continue from `out_dir/last.pt` (U-Net only); `config` should be the run's own
             (`out_dir/config.yaml`), with only epochs or the time budget changed.
         overwrite: start over in a non-empty `out_dir`.
+        on_epoch_end: see `fit` (U-Net only; a baseline trains in one go).
 
     Raises:
         OutputExistsError: `out_dir` is not empty and neither `resume` nor `overwrite` is set.
@@ -129,6 +138,7 @@ def train_model(
                 device=device,
                 started=started,
                 progress=progress,
+                on_epoch_end=on_epoch_end,
             )
     except SpectrasegError:
         if not resume:
@@ -145,6 +155,7 @@ def _train(
     device: torch.device,
     started: float,
     progress: bool,
+    on_epoch_end: EpochCallback | None,
 ) -> FitResult:
     log.info("training %s from %s into %s on %s", config.model.name, data_dir, run.path, device)
     if not resume:
@@ -157,6 +168,8 @@ def _train(
         resolution=config.data.resolution,
         coregister=config.data.coregister,
     )
+    if config.data.classes:
+        scenes, classes = select_classes(scenes, classes, config.data.classes)
     if config.model.name == "unet":
         return _train_unet(
             config,
@@ -167,6 +180,7 @@ def _train(
             device=device,
             started=started,
             progress=progress,
+            on_epoch_end=on_epoch_end,
         )
     return _train_baseline(config, scenes, classes, run)
 
@@ -181,6 +195,7 @@ def _train_unet(
     device: torch.device,
     started: float,
     progress: bool,
+    on_epoch_end: EpochCallback | None,
 ) -> FitResult:
     settings = config.model.unet
     saved = load_checkpoint(run.last) if resume else None
@@ -232,6 +247,7 @@ def _train_unet(
         resume=resume_state,
         started=started,
         progress=progress,
+        on_epoch_end=on_epoch_end,
     )
 
 
