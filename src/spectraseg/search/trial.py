@@ -1,0 +1,177 @@
+"""One trial: the suggested values laid over the base config, trained the normal way.
+
+A trial trains with `train_model` (same data preparation, split and metrics as `spectraseg
+train`) into `DIR/trials/<study>-<number>/`, under the per-trial time budget, and reports the
+validation mean Jaccard of every epoch to the pruner. While it runs, a thread writes a heartbeat
+into the trial every `heartbeat_seconds`; a trial whose heartbeat is older than `grace_seconds`
+belongs to a killed worker (`study.fail_stale_trials`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from spectraseg.config import Config, load_config
+from spectraseg.search.space import SearchSpace
+from spectraseg.train.run import train_model
+
+__all__ = ["HEARTBEAT_ATTR", "TrialBudget", "run_trial", "trial_config", "trial_folder"]
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_ATTR = "heartbeat"
+"""System attribute holding the time (seconds since the epoch) a trial last said it was alive."""
+
+
+@dataclass(frozen=True)
+class TrialBudget:
+    """What a worker adds to each trial's config and does not put in `best.yaml`."""
+
+    max_minutes: float | None = None
+    threads: int | None = None
+    loader_workers: int | None = None
+    device: str = "cpu"
+
+    def overrides(self) -> list[str]:
+        lines = []
+        if self.max_minutes is not None:
+            lines.append(f"train.max_minutes={self.max_minutes}")
+        if self.threads is not None:
+            lines.append(f"train.threads={self.threads}")
+        if self.loader_workers is not None:
+            lines.append(f"train.num_workers={self.loader_workers}")
+        return lines
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def trial_config(base: Config, space: SearchSpace, params: Mapping[str, Any]) -> Config:
+    """`base` with the trial's values set: what `best.yaml` holds when this trial is the best.
+
+    The patch side is rounded down to a multiple of 2**depth (at least 2**depth), which the
+    U-Net needs, so a space may vary both freely.
+    """
+    switches = space.switches()
+    overrides = [f"{key}={_text(value)}" for key, value in params.items() if key not in switches]
+    config = load_config(None, overrides, base=base)
+    multiple = 1 << config.model.unet.depth
+    patch = config.data.patch_size
+    fitted = max(multiple, patch // multiple * multiple)
+    if config.model.name == "unet" and fitted != patch:
+        config = load_config(None, [f"data.patch_size={fitted}"], base=config)
+    return config
+
+
+def trial_folder(out_dir: Path, study_name: str, number: int) -> Path:
+    return out_dir / "trials" / f"{study_name}-{number:04d}"
+
+
+@contextmanager
+def _heartbeat(
+    storage: optuna.storages.BaseStorage, trial_id: int, interval_s: float
+) -> Iterator[None]:
+    """Record a heartbeat now and every `interval_s` until the block ends."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+            except (RuntimeError, ValueError):  # the trial finished meanwhile
+                return
+            if stop.wait(interval_s):
+                return
+
+    storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    *,
+    space: SearchSpace,
+    base: Config,
+    data_dir: Path,
+    out_dir: Path,
+    budget: TrialBudget,
+) -> optuna.trial.TrialState:
+    """Train one trial and tell the study how it ended (complete, pruned or failed)."""
+    with _heartbeat(study._storage, trial._trial_id, space.heartbeat_seconds):
+        return _train_and_tell(study, trial, space, base, data_dir, out_dir, budget)
+
+
+def _train_and_tell(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    space: SearchSpace,
+    base: Config,
+    data_dir: Path,
+    out_dir: Path,
+    budget: TrialBudget,
+) -> optuna.trial.TrialState:
+    folder = trial_folder(out_dir, study.study_name, trial.number)
+    trial.set_user_attr("run", str(folder))
+    try:
+        params = space.suggest(trial)
+        config = trial_config(base, space, params)
+        trial.set_user_attr("config", config.model_dump(mode="json"))
+        run_config = load_config(None, budget.overrides(), base=config)
+
+        def report(epoch: int, score: float) -> bool:
+            trial.report(score, epoch)
+            return trial.should_prune()
+
+        log.info("trial %d: %s", trial.number, _summary(params))
+        result = train_model(
+            run_config,
+            data_dir=data_dir,
+            out_dir=folder,
+            overwrite=True,
+            device=torch.device(budget.device),
+            on_epoch_end=report,
+        )
+    except KeyboardInterrupt:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
+    except Exception as error:
+        # Any failure, a bad combination of values or a bug, costs this trial, not the study.
+        message = f"{type(error).__name__}: {' '.join(str(error).split())}"
+        trial.set_user_attr("error", message)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        log.warning("trial %d failed: %s", trial.number, message)
+        return optuna.trial.TrialState.FAIL
+    trial.set_user_attr("best_epoch", result.best_epoch)
+    if result.stopped == "caller":
+        trial.set_user_attr("best_score", result.best_score)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        log.info("trial %d pruned after epoch %d", trial.number, result.epochs)
+        return optuna.trial.TrialState.PRUNED
+    study.tell(trial, result.best_score)
+    log.info("trial %d: validation mean Jaccard %.4f", trial.number, result.best_score)
+    return optuna.trial.TrialState.COMPLETE
+
+
+def _summary(params: Mapping[str, Any]) -> str:
+    def shown(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    return ", ".join(f"{key}={shown(value)}" for key, value in params.items())
