@@ -47,9 +47,9 @@ def test_two_workers_end_with_exactly_the_total_number_of_trials(
 def wait_for_running_trial(out: Path, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if (out / "study.journal").is_file():
+        if (out / "trials" / "search-0000" / "train.log").is_file():
             running = study(out).get_trials(states=(optuna.trial.TrialState.RUNNING,))
-            if running and (out / "trials" / "search-0000" / "train.log").is_file():
+            if running:
                 return
         time.sleep(0.2)
     raise AssertionError("no trial started")
