@@ -55,3 +55,11 @@ def test_images_too_small_to_cut_into_windows_measure_nothing(pointwise):
 
 def test_round_up():
     assert [round_up(v, 16) for v in (0, 1, 16, 17)] == [0, 16, 16, 32]
+
+
+def test_a_margin_wider_than_the_probe_windows_stays_unmeasured():
+    def global_context(x: torch.Tensor) -> torch.Tensor:
+        # Every output pixel depends on the whole input: no window can match the whole image.
+        return torch.sigmoid(x[:, :2] - x[:, :2].mean(dim=(2, 3), keepdim=True))
+
+    assert measure_edge_margin(global_context, _images(), window_px=32) is None

@@ -91,7 +91,8 @@ def measure_edge_margin(
     batch_size: int = 4,
 ) -> int | None:
     """The distance from a window border within which `model` differs from its whole-image
-    prediction by more than `tolerance`, rounded up to `size_multiple`; None if no image fits.
+    prediction by more than `tolerance`, rounded up to `size_multiple`; None if no image fits
+    or the differences reach half a window (a margin too wide to measure this way).
 
     Each image (cropped to multiples of `size_multiple`) is predicted whole, then in windows of
     `window_px` (or half the image's shorter side, when that is smaller) laid every half window
@@ -135,4 +136,8 @@ def measure_edge_margin(
                 if differs.any():
                     distances = _window_distances(top, left, window, height, width)
                     margin = max(margin, int(distances[differs].max()) + 1)
+        if margin >= window // 2:
+            # Differences reach the middle of the windows: the margin is wider than these
+            # windows can show, so it stays unmeasured (and prediction keeps 50% overlap).
+            return None
     return None if margin is None else round_up(margin, size_multiple)

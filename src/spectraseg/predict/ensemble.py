@@ -90,12 +90,11 @@ def facts_from_checkpoint(checkpoint: Checkpoint) -> ModelFacts:
     depth = checkpoint.model_settings.get("depth") if checkpoint.model_name == "unet" else None
     if checkpoint.model_name == "unet" and depth is None:
         depth = UNetSettings().depth
-    tta_jaccard = getattr(checkpoint, "tta_jaccard", None)
     return ModelFacts(
         patch_px=checkpoint.patch_size,
         size_multiple=1 << int(depth) if depth is not None else 1,
-        edge_margin_px=getattr(checkpoint, "edge_margin_px", None),
-        tta_jaccard=dict(tta_jaccard) if tta_jaccard is not None else None,
+        edge_margin_px=checkpoint.edge_margin_px,
+        tta_jaccard=checkpoint.tta_jaccard,
         per_pixel=checkpoint.model_name in PER_PIXEL_MODELS,
     )
 

@@ -56,6 +56,8 @@ class PredictionOutputs:
     mask: Path | None
     windows: int
     seconds: float
+    passes_per_pixel: float = 0.0
+    """Network evaluations per raster pixel: TTA passes times window pixels over raster pixels."""
 
 
 def output_paths(output: PathLike, stem: str) -> tuple[Path, Path]:

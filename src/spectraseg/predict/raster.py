@@ -384,6 +384,7 @@ def predict_raster(
         mask=mask_path if settings.write_mask else None,
         windows=plan.num_windows,
         seconds=seconds,
+        passes_per_pixel=choice.passes_per_pixel,
     )
 
 

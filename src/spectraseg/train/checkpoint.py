@@ -71,6 +71,11 @@ class Checkpoint:
     config: dict[str, Any]
     weights: dict[str, Any]
     training_state: dict[str, Any] | None = None
+    edge_margin_px: int | None = None
+    """Distance from a window border within which predictions differ from the whole image's
+    (`predict/edge_margin.py`), measured after training; None: not measured (50% overlap)."""
+    tta_jaccard: dict[int, float] | None = None
+    """Validation mean Jaccard with 1, 2, 4 and 8 D4 passes (`predict/tta_choice.py`)."""
 
     def without_training_state(self) -> Checkpoint:
         """The same checkpoint minus optimizer and RNG state (what `best.pt` holds)."""
@@ -184,6 +189,22 @@ def _str(value: Any) -> str:
     return value
 
 
+def _optional_margin(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError("expected a number of pixels, at least 0")
+    return value
+
+
+def _tta_scores(value: Any) -> dict[int, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or any(int(k) not in (1, 2, 4, 8) for k in value):
+        raise TypeError("expected Jaccard scores for 1, 2, 4 or 8 passes")
+    return {int(k): float(v) for k, v in value.items()}
+
+
 def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("expected an integer")
@@ -213,7 +234,11 @@ _READERS: dict[str, Callable[[Any], Any]] = {
     "config": _mapping,
     "weights": _mapping,
     "training_state": _optional_mapping,
+    "edge_margin_px": _optional_margin,
+    "tta_jaccard": _tta_scores,
 }
+# Fields added after format 1 was first written: older files lack them and read as None.
+_OPTIONAL = ("training_state", "edge_margin_px", "tta_jaccard")
 
 
 def _validate(document: Any, source: Path) -> Checkpoint:
@@ -228,7 +253,7 @@ def _validate(document: Any, source: Path) -> Checkpoint:
     values: dict[str, Any] = {}
     for field in fields(Checkpoint):
         if field.name not in document:
-            if field.name == "training_state":
+            if field.name in _OPTIONAL:
                 values[field.name] = None
                 continue
             raise CheckpointError(f"{source}: checkpoint lacks '{field.name}'; it is incomplete.")

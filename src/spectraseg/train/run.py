@@ -13,6 +13,7 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -232,7 +233,7 @@ def _train_unet(
         if run.best.is_file():
             resume_state["best_weights"] = load_checkpoint(run.best).weights
         log.info("resuming %s after epoch %d", run.path, saved.epoch)
-    return fit(
+    result = fit(
         model,
         data.train,
         data.validation,
@@ -248,6 +249,35 @@ def _train_unet(
         started=started,
         progress=progress,
         on_epoch_end=on_epoch_end,
+    )
+    _record_prediction_cost(model, result, data, run, head=settings.head, multiple=size_multiple)
+    return result
+
+
+def _record_prediction_cost(
+    model: torch.nn.Module,
+    result: FitResult,
+    data: TrainingData,
+    run: RunFolder,
+    *,
+    head: str,
+    multiple: int,
+) -> None:
+    """Measure the best weights' edge margin and TTA Jaccard and store them in `best.pt`, so
+    that prediction overlaps and augments no more than the model needs (docs/prediction.md)."""
+    # Prediction's own measurement; imported here as the run orchestration sits above it.
+    from spectraseg.predict.model_cost import measure_prediction_cost
+
+    if not run.best.is_file() or not result.best_weights:
+        return
+    model.load_state_dict(result.best_weights)
+    cost = measure_prediction_cost(
+        model, data.validation, head=head, size_multiple=multiple, thresholds=result.thresholds
+    )
+    best = load_checkpoint(run.best)
+    save_checkpoint(
+        run.best,
+        replace(best, edge_margin_px=cost.edge_margin_px, tta_jaccard=cost.tta_jaccard),
     )
 
 
