@@ -40,6 +40,10 @@ class OutputExistsError(SpectrasegError, FileExistsError):
     """An output file exists and `--overwrite` was not given."""
 
 
+class LockedError(SpectrasegError, BlockingIOError):
+    """Another spectraseg run holds the lock of the output folder."""
+
+
 class DataError(SpectrasegError, ValueError):
     """The data set as a whole is unusable (no scenes, no known class, empty split)."""
 

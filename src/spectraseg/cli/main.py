@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import ast
+import errno
 import importlib
 import logging
 import os
 import pkgutil
+import re
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import NoReturn
 
 from spectraseg import __version__
 from spectraseg.cli import commands
@@ -39,6 +42,41 @@ VERB_ORDER = (
 )
 
 EXIT_USER_ERROR = 2
+
+# What the user can do about an operating-system error, by errno.
+_OS_FIXES = {
+    errno.ENOSPC: "the disk is full; free space or write somewhere else",
+    errno.EDQUOT: "the disk quota is used up; free space or write somewhere else",
+    errno.EROFS: "the file system is read-only; choose another output location",
+    errno.EACCES: "permission denied; choose a location you may write to",
+    errno.EPERM: "operation not permitted; choose a location you may write to",
+    errno.EISDIR: "this is a folder; give a file path",
+    errno.ENOTDIR: "a part of this path is a file, not a folder; fix the path",
+    errno.ENOENT: "no such file or folder; check the path",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n) or give fewer inputs",
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with one-line errors: the problem and where to look, not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def without_unsafe_hints(message: str) -> str:
+    """Drop sentences suggesting `weights_only=False`: spectraseg never loads pickles."""
+    sentences = re.split(r"(?<=[.;])\s+", message)
+    return " ".join(part for part in sentences if "weights_only" not in part).strip()
+
+
+def os_error_line(error: OSError) -> str:
+    """One line for an OSError: the file, the problem, the fix."""
+    name = error.filename
+    if name is None:  # rasterio and friends put the path in the message
+        return " ".join(str(error).split()) or type(error).__name__
+    fix = _OS_FIXES.get(error.errno or 0, error.strerror or type(error).__name__)
+    return f"{name}: {fix}."
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool) -> None:
@@ -115,7 +153,7 @@ def chosen_verb(argv: Sequence[str]) -> str | None:
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; only the chosen verb's module is imported, the others are listed by name."""
     chosen = chosen_verb(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="spectraseg",
         description="Semantic segmentation of multispectral satellite imagery with U-Net.",
     )
@@ -145,6 +183,9 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     # Libraries' own INFO lines ("Created 76 records") are noise next to ours.
     for library in ("pyogrio", "rasterio", "matplotlib", "PIL"):
         logging.getLogger(library).setLevel(max(level, logging.WARNING))
+    # GDAL's own ERROR lines repeat what the raised error says; -vv shows them.
+    if verbose < 2:
+        logging.getLogger("rasterio._env").setLevel(logging.CRITICAL)
     # Warnings about the user's input read as one log line each, not as Python warnings.
     warnings.simplefilter("default", SpectrasegWarning)
     warnings.showwarning = _log_warning
@@ -171,13 +212,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpectrasegError as error:
         if args.debug:
             raise
-        message = " ".join(str(error).split("\n"))
-        print(f"spectraseg {args.command}: error: {message}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return _user_error(args.command, " ".join(str(error).split("\n")))
+    except OSError as error:
+        # The environment's fault (full disk, read-only folder, a folder where a file should
+        # be): the user can fix it, so it is a user error too.
+        if args.debug:
+            raise
+        return _user_error(args.command, os_error_line(error))
+    except MemoryError:
+        if args.debug:
+            raise
+        return _user_error(
+            args.command,
+            "out of memory for these settings; use a smaller --window or --batch, or fewer "
+            "inputs at once.",
+        )
     except KeyboardInterrupt:
         print("spectraseg: interrupted; outputs written so far are complete.", file=sys.stderr)
         return 130
     return result
+
+
+def _user_error(command: str, message: str) -> int:
+    print(f"spectraseg {command}: error: {without_unsafe_hints(message)}", file=sys.stderr)
+    return EXIT_USER_ERROR
 
 
 def entry_point() -> None:

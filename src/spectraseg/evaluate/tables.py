@@ -20,7 +20,7 @@ import numpy as np
 from rich.table import Table
 
 from spectraseg.evaluate.scores import Evaluation, ObjectCounts
-from spectraseg.io.atomic import check_writable, write_text_atomic
+from spectraseg.io.atomic import atomic_set
 from spectraseg.train.metrics import ClassCounts, mean_over_present
 
 SCORES_JSON = "scores.json"
@@ -134,14 +134,14 @@ def write_scores(
     sources: Mapping[str, str | None] | None = None,
     overwrite: bool = False,
 ) -> tuple[Path, Path]:
-    """Write scores.json and scores.csv into `out_dir` (each atomically); returns their paths."""
+    """Write scores.json and scores.csv into `out_dir` (as one atomic set); returns their paths."""
     folder = Path(out_dir)
     json_path, csv_path = folder / SCORES_JSON, folder / SCORES_CSV
-    for path in (json_path, csv_path):  # refuse before writing either
-        check_writable(path, overwrite=overwrite)
     document = scores_document(evaluation, sources=sources)
-    write_text_atomic(json_path, json.dumps(document, indent=2) + "\n", overwrite=overwrite)
-    write_text_atomic(csv_path, scores_csv(evaluation), overwrite=overwrite)
+    # One set: a full disk or a kill leaves both files (old or new) or neither.
+    with atomic_set((json_path, csv_path), overwrite=overwrite) as (json_tmp, csv_tmp):
+        json_tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        csv_tmp.write_text(scores_csv(evaluation), encoding="utf-8")
     return json_path, csv_path
 
 

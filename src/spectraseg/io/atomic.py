@@ -7,12 +7,17 @@ the previous file or the whole new one, because `os.replace` is atomic on one fi
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from spectraseg.errors import OutputExistsError, RasterError
+
+log = logging.getLogger(__name__)
 
 
 def check_writable(path: Path, *, overwrite: bool) -> None:
@@ -25,8 +30,48 @@ def check_writable(path: Path, *, overwrite: bool) -> None:
 
 
 def temporary_sibling(path: Path) -> Path:
-    """A unique name next to `path`, hidden and marked partial, on the same file system."""
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    """A unique name next to `path`, hidden and marked partial, on the same file system.
+
+    The writer's pid is part of the name so that a later run can tell a killed run's leftover
+    (dead pid) from a file another live process is still writing.
+    """
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
+
+
+_PARTIAL = re.compile(r"^\..+\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.partial$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Delete the `.partial` files (or folders) of dead writers in `folder`; returns them.
+
+    Leftovers without a pid (older versions) count as dead: callers hold the folder's lock.
+    """
+    removed: list[Path] = []
+    with contextlib.suppress(OSError):
+        for entry in folder.iterdir():
+            match = _PARTIAL.match(entry.name)
+            if match is None:
+                continue
+            pid = match.group("pid")
+            if pid is not None and _alive(int(pid)):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed.append(entry)
+    return removed
 
 
 @contextlib.contextmanager
@@ -60,3 +105,65 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, *, overwrite: boo
     """Write a small text file (JSON, CSV, YAML) atomically."""
     with atomic_path(path, overwrite=overwrite) as temporary:
         temporary.write_text(text, encoding="utf-8")
+
+
+def _set_marker(targets: Sequence[Path]) -> Path:
+    return targets[0].with_name(f".{targets[0].name}.set-incomplete")
+
+
+def recover_incomplete_set(targets: Sequence[Path]) -> bool:
+    """Remove what a run killed while renaming an output set left under the final names.
+
+    Returns True when an incomplete set was found (and removed, or is partly missing), so the
+    caller may write the set again without --overwrite: nothing complete would be replaced.
+    """
+    marker = _set_marker(targets)
+    if marker.exists():
+        for name in marker.read_text(encoding="utf-8").split():
+            with contextlib.suppress(FileNotFoundError):
+                (marker.parent / name).unlink()
+        marker.unlink()
+        log.warning("%s: removed an incomplete output set left by a killed run", marker.parent)
+        return True
+    present = [target.exists() for target in targets]
+    if any(present) and not all(present):
+        log.warning(
+            "%s: only part of the outputs exist (an interrupted run); writing them again",
+            targets[0].parent,
+        )
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def atomic_set(
+    paths: Sequence[str | os.PathLike[str]], *, overwrite: bool = False
+) -> Iterator[list[Path]]:
+    """Yield temporary paths for outputs that must appear together, then rename them all.
+
+    A failure inside the block leaves the previous files untouched. Between the renames a
+    marker names the set; a kill there leaves the marker, and the next run into the same place
+    removes the half-renamed set before writing (`recover_incomplete_set`).
+    """
+    targets = [Path(path) for path in paths]
+    if recover_incomplete_set(targets):
+        overwrite = True
+    for target in targets:
+        check_writable(target, overwrite=overwrite)
+    for folder in {target.parent for target in targets}:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RasterError(f"{folder}: cannot create the output folder ({error}).") from None
+    temporaries = [temporary_sibling(target) for target in targets]
+    try:
+        yield temporaries
+        marker = _set_marker(targets)
+        marker.write_text("\n".join(target.name for target in targets), encoding="utf-8")
+        for temporary, target in zip(temporaries, targets, strict=True):
+            os.replace(temporary, target)
+        marker.unlink()
+    finally:
+        for temporary in temporaries:
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()

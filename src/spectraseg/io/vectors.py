@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import shutil
-import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from pyogrio.raw import write as ogr_write
 from rasterio.crs import CRS
 
 from spectraseg.errors import ConfigError, RasterError
-from spectraseg.io.atomic import check_writable
+from spectraseg.io.atomic import check_writable, temporary_sibling
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +108,7 @@ def _field_arrays(table: PolygonTable) -> tuple[list[str], list[np.ndarray]]:
 
 @contextlib.contextmanager
 def _staging_folder(target: Path) -> Iterator[Path]:
-    folder = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.partial"
+    folder = temporary_sibling(target)
     try:
         folder.mkdir(parents=True)
     except OSError as error:

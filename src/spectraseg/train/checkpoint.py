@@ -286,10 +286,15 @@ def _check_consistent(checkpoint: Checkpoint, source: Path) -> None:
 
 def _reason(error: Exception) -> str:
     """The informative line of a torch.load error (its first line is often boilerplate)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # torch's advice to retry with weights_only=False must never reach the user.
+    lines = [
+        line.strip()
+        for line in str(error).splitlines()
+        if line.strip() and "weights_only" not in line
+    ]
     for line in lines:
         if "WeightsUnpickler error" in line:
-            return line[:200]
+            return line.split(" Please ", 1)[0][:200]
     return lines[0][:200] if lines else type(error).__name__
 
 

@@ -27,6 +27,7 @@ from spectraseg.data.dataset import TrainingData, prepare_training_data
 from spectraseg.data.normalize import BandStats
 from spectraseg.data.scene import Scene
 from spectraseg.errors import CheckpointError, ConfigError, SpectrasegError
+from spectraseg.io.lock import folder_lock
 from spectraseg.models.registry import build_model
 from spectraseg.settings import Settings
 from spectraseg.train.checkpoint import (
@@ -127,8 +128,34 @@ def train_model(
             f"--resume continues a U-Net; a {config.model.name} trains in one go. "
             "Drop --resume (and pass --overwrite) to train it again."
         )
-    run.prepare(resume=resume, overwrite=overwrite)
-    device = device or torch.device("cpu")
+    if resume and not run.last.is_file():
+        run.prepare(resume=resume, overwrite=overwrite)  # refuses without creating the folder
+    # One trainer per run folder: a second --resume or --overwrite stops here, naming the first.
+    with folder_lock(run.path):
+        run.prepare(resume=resume, overwrite=overwrite)
+        return _train_locked(
+            config,
+            data_dir,
+            run,
+            resume=resume,
+            device=device or torch.device("cpu"),
+            started=started,
+            progress=progress,
+            on_epoch_end=on_epoch_end,
+        )
+
+
+def _train_locked(
+    config: Config,
+    data_dir: str | os.PathLike[str],
+    run: RunFolder,
+    *,
+    resume: bool,
+    device: torch.device,
+    started: float,
+    progress: bool,
+    on_epoch_end: EpochCallback | None,
+) -> FitResult:
     try:
         with run.logging_to_file():
             return _train(
@@ -141,7 +168,7 @@ def train_model(
                 progress=progress,
                 on_epoch_end=on_epoch_end,
             )
-    except SpectrasegError:
+    except (SpectrasegError, OSError):  # OSError: a full disk, a folder turned read-only
         if not resume:
             run.remove_unfinished()
         raise

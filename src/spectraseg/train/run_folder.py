@@ -27,6 +27,7 @@ from pathlib import Path
 
 from spectraseg.errors import CheckpointError, OutputExistsError
 from spectraseg.io.atomic import atomic_path, write_text_atomic
+from spectraseg.io.lock import LOCK_NAME
 
 __all__ = ["RUN_FILES", "HistoryRow", "RunFolder"]
 
@@ -87,7 +88,11 @@ class RunFolder:
             raise OutputExistsError(
                 f"{self.path}: exists and is not a folder. Choose another --out."
             )
-        if self.path.is_dir() and any(self.path.iterdir()):
+        # The lock of this very run and killed runs' leftovers do not make a folder "used".
+        if self.path.is_dir() and any(
+            entry.name != LOCK_NAME and not entry.name.endswith(".partial")
+            for entry in self.path.iterdir()
+        ):
             if not overwrite:
                 raise OutputExistsError(
                     f"{self.path}: run folder is not empty. Pass --resume to continue the run "

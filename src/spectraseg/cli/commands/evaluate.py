@@ -12,6 +12,7 @@ from rich.console import Console
 
 from spectraseg.evaluate.runner import evaluate_paths
 from spectraseg.evaluate.tables import scores_table, write_scores
+from spectraseg.io.lock import folder_lock
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,11 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with folder_lock(args.out):
+        return _evaluate(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     evaluation, inputs = evaluate_paths(
         args.pred,
         args.truth,

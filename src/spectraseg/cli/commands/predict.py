@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from spectraseg.cli.options import add_out_dir, resolve_device
 from spectraseg.errors import ConfigError
 from spectraseg.io.atomic import check_writable
+from spectraseg.io.lock import folder_lock
 from spectraseg.predict.choices import PredictRequest
 from spectraseg.predict.ensemble import load_model
 from spectraseg.predict.inputs import input_stem
@@ -181,6 +182,12 @@ def _check_outputs(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The lock comes before the --overwrite check: a second run into DIR stops here.
+    with folder_lock(args.out):
+        return _predict(args)
+
+
+def _predict(args: argparse.Namespace) -> int:
     stems = _check_outputs(args)
     device = resolve_device(args.accelerator)
     if device.type == "cpu":
