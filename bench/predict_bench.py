@@ -8,12 +8,19 @@
     16384 x 2048 and 2048 x 16384 (rows x columns): the machinery's own throughput and peak
     RSS, which must not grow with the raster's height.
 
+(c) and (d), in `predict_real.py`: the default config trained briefly on the Sentinel-2 set,
+    today's settings against the new defaults on a generated raster with its bands (passes per
+    pixel, seconds, peak RSS) and on the Sentinel-2 validation area (mean Jaccard); and
+    `--compile` against a straightforward NCHW implementation of the same algorithm.
+
 Each case runs in a fresh process so that its peak RSS is its own, with OMP_WAIT_POLICY=PASSIVE
 as the `spectraseg` command sets it. Rasters are generated once
 into bench_out/predict (20 bands, uint16, tiled, deflate) and reused.
 
-    python bench/predict_bench.py               # (b) then (a), about 10 minutes on 2 cores
-    python bench/predict_bench.py --only b
+    python bench/predict_bench.py --only a|b    # about 10 minutes on 2 cores for both
+    python bench/predict_bench.py --only c --size 4096 --train-minutes 5   # about 25 minutes
+    python bench/predict_bench.py --only d --compile-size 1024             # about 15 minutes
+    python bench/predict_bench.py --only c --size 512 --train-minutes 1    # quick check
 """
 
 from __future__ import annotations
@@ -26,9 +33,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+import predict_real
 from machine import cpu_model, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -236,28 +245,58 @@ def run_unet(batch_size: int | None) -> dict[str, float]:
     }
 
 
-def child(case: str, shape: tuple[int, int], batch_size: int | None) -> dict[str, float]:
+def child(case: str, shape: tuple[int, int], batch_size: int | None, *extra: str) -> dict[str, Any]:
     """Run one case in a fresh Python, returning what it measured."""
     command = [sys.executable, __file__, "--case", case, "--shape", f"{shape[0]}x{shape[1]}"]
     if batch_size is not None:
         command += ["--batch", str(batch_size)]
+    command += extra
     # As the `spectraseg` command does: OpenMP threads that sleep at barriers instead of
     # spinning, which matters on cores shared with other work (docs/benchmarks.md, Training).
     environment = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     result = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)
     if result.returncode != 0:
         raise RuntimeError(f"{case} {shape} failed:\n{result.stderr[-3000:]}")
-    measured: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    measured: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return measured
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=("a", "b"))
+    parser.add_argument("--only", choices=("a", "b", "c", "d"))
+    parser.add_argument("--size", type=int, default=4096, help="(c) generated raster side")
+    parser.add_argument("--train-minutes", type=float, default=5.0, help="(c) training budget")
+    parser.add_argument("--retrain", action="store_true", help="(c) train again")
+    parser.add_argument("--compile-size", type=int, default=1024, help="(d) raster side")
     parser.add_argument("--batch", type=int, help="U-Net windows per batch (default: auto)")
-    parser.add_argument("--case", choices=("standin", "unet"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--case",
+        choices=("standin", "unet", "real", "compile", "prepare", "jaccard"),
+        help=argparse.SUPPRESS,
+    )
     parser.add_argument("--shape", help=argparse.SUPPRESS)
+    parser.add_argument("--run", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--raster", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--which", choices=("today", "new"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.case == "prepare":
+        # In a child: on Linux a process's peak RSS starts from its parent's at fork, so the
+        # parent must stay small for the prediction children's figures to be their own.
+        started = time.perf_counter()
+        run = predict_real.train_s2(args.train_minutes, args.retrain)
+        seconds = time.perf_counter() - started
+        raster = predict_real.generate_s2_raster(run, args.size)
+        print(json.dumps({"run": str(run), "raster": str(raster), "seconds": seconds}))
+        return
+    if args.case == "jaccard":
+        print(json.dumps({"jaccard": predict_real.validation_jaccard(args.run, args.which)}))
+        return
+    if args.case == "real":
+        print(json.dumps(predict_real.predict_case(args.run, args.raster, args.which)))
+        return
+    if args.case == "compile":
+        print(json.dumps(predict_real.compile_case(args.raster, BANDS, CLASSES)))
+        return
     if args.case:
         height, width = (int(v) for v in args.shape.split("x"))
         measured = run_standin(height, width) if args.case == "standin" else run_unet(args.batch)
@@ -313,7 +352,65 @@ def main() -> None:
         print("| measure | value |\n|---|---|")
         for name, value in rows:
             print(f"| {name} | {value} |", flush=True)
+    if args.only == "c":
+        real_model_case(args.size, args.train_minutes, args.retrain)
+    if args.only == "d":
+        compile_case(args.compile_size)
     print(f"# load average at the end {os.getloadavg()[0]:.2f}")
+
+
+def real_model_case(size: int, minutes: float, retrain: bool) -> None:
+    """(c): today's settings against the new defaults with a model trained on Sentinel-2."""
+    options = ["--size", str(size), "--train-minutes", str(minutes)]
+    prepared = child("prepare", (size, size), None, *options, *(["--retrain"] * retrain))
+    run, raster = Path(prepared["run"]), Path(prepared["raster"])
+    print(f"\n(c) default config, {minutes:g} min on Sentinel-2 ({run}), "
+          f"{prepared['seconds']:.0f} s to train or reuse")  # fmt: skip
+    from spectraseg.train.checkpoint import load_checkpoint
+
+    card = load_checkpoint(run)
+    print(f"# edge margin {card.edge_margin_px} px, TTA Jaccard {card.tta_jaccard}")
+    scene = predict_real.s2_data_folder() / "images" / "T33UUU"
+    figures = {}
+    for which in ("today", "new"):
+        args = ("--run", str(run), "--which", which)
+        big = child("real", (size, size), None, *args, "--raster", str(raster))
+        child("real", (size, size), None, *args, "--raster", str(scene))
+        jaccard = child("jaccard", (size, size), None, *args)["jaccard"]
+        figures[which] = (big, jaccard)
+    print(f"| settings | passes/pixel | windows | seconds ({size}²) | peak RSS MB | "
+          "val. mean Jaccard |\n|---|---|---|---|---|---|")  # fmt: skip
+    for which, label in (("today", "--window patch --overlap 0.5 --tta 8"), ("new", "defaults")):
+        m, jaccard = figures[which]
+        print(
+            f"| {label} | {m['passes_per_pixel']:.2f} | {m['windows']:.0f} | {m['seconds']:.1f} |"
+            f" {m['peak_rss_mb']:.0f} | {jaccard:.4f} |",
+            flush=True,
+        )
+    speedup = figures["today"][0]["seconds"] / figures["new"][0]["seconds"]
+    change = figures["new"][1] - figures["today"][1]
+    print(f"# new defaults {speedup:.2f}x faster; Jaccard {change:+.4f}")
+
+
+def compile_case(size: int) -> None:
+    """(d): compiled predict path against a straightforward NCHW implementation."""
+    generate_raster(size, size)
+    m = child("compile", (size, size), None, "--raster", str(raster_path(size, size)))
+    print(f"\n(d) reference U-Net, window 256, overlap 0.5, TTA 8, {size}², one process")
+    print("| implementation | seconds | image Mpix/s | vs NCHW |\n|---|---|---|---|")
+    for name, key in (
+        ("straightforward NCHW (one window at a time)", "nchw_seconds"),
+        ("predict_raster, eager channels-last", "eager_seconds"),
+        ("predict_raster, --compile (after warm-up)", "compiled_seconds"),
+    ):
+        print(
+            f"| {name} | {m[key]:.1f} | {m['mpix'] / m[key]:.3f} | "
+            f"{m['nchw_seconds'] / m[key]:.2f}x |",
+            flush=True,
+        )
+    print(f"# compile warm-up {m['warmup_seconds']:.1f} s; largest difference in probability "
+          f"from the NCHW result: eager {m['eager_difference']:.1e}, "
+          f"compiled {m['compiled_difference']:.1e}")  # fmt: skip
 
 
 if __name__ == "__main__":

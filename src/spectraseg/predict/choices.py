@@ -160,7 +160,7 @@ def choose_settings(
             cover_px=max(height, width) + 2 * (margin or 0),
         )
         window_reason = (
-            f"window {window} px (auto: {bytes_per_pixel:.0f} B of activations per pixel, "
+            f"window {window} px (auto: {bytes_per_pixel:.0f} B per window pixel, "
             f"{budget_bytes / 2**20:.0f} MB budget, training patch {facts.patch_px} px)"
         )
     elif request.window == "patch":

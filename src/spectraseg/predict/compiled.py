@@ -1,9 +1,9 @@
 """`predict --compile`: the network through `torch.compile`, when the raster repays the warm-up.
 
 Compiled with inductor's freezing (weights folded in as constants, batch norm merged into the
-convolutions, weights pre-packed for the CPU kernels), the reference U-Net ran 2x faster than
-eager channels-last on this CPU (docs/benchmarks.md). The compilation itself takes tens of
-seconds, so a small raster would finish sooner without it: the first batch runs eagerly and
+convolutions, weights pre-packed for the CPU kernels), the reference U-Net ran 1.15x to 1.2x
+faster than eager channels-last on this CPU (docs/benchmarks.md). The compilation itself takes
+10 to 20 seconds, so a small raster would finish sooner without it: the first batch runs eagerly and
 is timed, and the network is compiled only if the time it would save on the remaining batches
 exceeds the expected warm-up.
 """
@@ -22,12 +22,13 @@ __all__ = ["COMPILE_SPEEDUP", "COMPILE_WARMUP_S", "compile_model", "worth_compil
 
 log = logging.getLogger(__name__)
 
-# Measured for the reference U-Net on the 2-core development CPU (docs/benchmarks.md):
-# warm-ups of 14 to 44 s depending on inductor's on-disk cache; compiled 2.0x eager.
-COMPILE_WARMUP_S = 30.0
-COMPILE_SPEEDUP = 2.0
+# Measured for the reference U-Net on the 2-core development CPU, quiet (docs/benchmarks.md):
+# warm-ups of 9 to 18 s depending on inductor's on-disk cache; compiled 1.15x to 1.2x eager
+# channels-last per 256 px window (0.19 against 0.23 s at batch 1, 0.15 against 0.18 at 2).
+COMPILE_WARMUP_S = 20.0
+COMPILE_SPEEDUP = 1.15
 # Inductor options: freezing folds weights and batch norm into the compiled graph, which is
-# what makes compiled inference faster than eager on a CPU (without it: about 1.1x).
+# what makes compiled inference faster than eager on a CPU.
 COMPILE_OPTIONS: dict[str, str | int | bool | Callable[..., Any]] = {"freezing": True}
 
 

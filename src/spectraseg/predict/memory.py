@@ -24,11 +24,18 @@ __all__ = [
     "GPU_MEMORY_SHARE",
     "activation_bytes_per_pixel",
     "memory_budget_bytes",
+    "window_bytes_per_pixel",
 ]
 
-# A few hundred MB of activations per forward pass: with the blending band, the input being
-# read and Python, torch and GDAL themselves, a 4096-column scene then stays well under 1.5 GB.
-CPU_ACTIVATION_BUDGET_BYTES = 384 * 2**20
+# A few hundred MB for one batch's forward pass and the copies of its windows around it: with
+# the blending band, the input being read and Python, torch and GDAL themselves (about 320 MB),
+# a 4096-column scene then stays well under 1.5 GB (docs/benchmarks.md, case c).
+CPU_ACTIVATION_BUDGET_BYTES = 512 * 2**20
+# Copies of a window's input the predict path holds beside the network's activations, which the
+# hook cannot see: the TTA transform and its channels-last copy, the predictor's numpy
+# preprocessing (float64 temporaries included), padding. Calibrated on the default model with
+# 13 bands: a 704 px window peaked about 600 B per pixel above the measured activations.
+WINDOW_INPUT_COPIES = 10
 # Share of the GPU's free memory one batch of windows may take; the rest absorbs the
 # allocator's caching and the convolution workspaces the hook cannot see.
 GPU_MEMORY_SHARE = 0.5
@@ -88,6 +95,12 @@ def activation_bytes_per_pixel(
     finally:
         handle.remove()
     return tracker.peak / (size_px * size_px)
+
+
+def window_bytes_per_pixel(activations: float, channels: int) -> float:
+    """Bytes per window pixel a prediction batch holds: the network's measured activations plus
+    `WINDOW_INPUT_COPIES` float32 copies of the window's `channels` input bands."""
+    return activations + WINDOW_INPUT_COPIES * channels * 4
 
 
 def memory_budget_bytes(device: torch.device) -> int:

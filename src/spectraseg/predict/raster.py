@@ -43,7 +43,11 @@ from spectraseg.predict.inputs import (
     open_input,
     read_windows,
 )
-from spectraseg.predict.memory import activation_bytes_per_pixel, memory_budget_bytes
+from spectraseg.predict.memory import (
+    activation_bytes_per_pixel,
+    memory_budget_bytes,
+    window_bytes_per_pixel,
+)
 from spectraseg.predict.outputs import (
     BlockRowSink,
     PredictionOutputs,
@@ -238,7 +242,8 @@ def _choose(
     bytes_per_pixel = 0.0
     if request.window == "auto" and not facts.per_pixel:
         probe = max(facts.size_multiple, 32 // facts.size_multiple * facts.size_multiple)
-        bytes_per_pixel = activation_bytes_per_pixel(model, channels, probe, device)
+        activations = activation_bytes_per_pixel(model, channels, probe, device)
+        bytes_per_pixel = window_bytes_per_pixel(activations, channels)
     return choose_settings(
         base,
         request,

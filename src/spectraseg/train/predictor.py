@@ -94,9 +94,9 @@ class _UNetPredictor:
     def compiled(self) -> _UNetPredictor:
         """This predictor with its network through `torch.compile` for inference.
 
-        Inductor's freezing folds the weights and batch norm into the compiled graph: 2x
-        eager on the development CPU, where plain compilation gained about 1.1x. The
-        preprocessing stays eager (numpy would break the graph anyway).
+        Inductor's freezing folds the weights and batch norm into the compiled graph (1.15x
+        to 1.2x eager channels-last on the development CPU). The preprocessing stays eager
+        (numpy would break the graph anyway).
         """
         twin = copy.copy(self)
         twin.model = cast(
