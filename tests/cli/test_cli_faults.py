@@ -12,14 +12,17 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import rasterio
 import torch
 
 from spectraseg.cli.main import main
@@ -55,6 +58,7 @@ def one_line(capsys: pytest.CaptureFixture[str]) -> str:
     """The single error line on stderr (log lines of other levels are allowed around it)."""
     err = capsys.readouterr().err
     assert "Traceback" not in err, err
+    assert not [line for line in err.splitlines() if line.startswith("ERROR")], err  # GDAL's
     errors = [line for line in err.splitlines() if ": error: " in line]
     assert len(errors) == 1, err
     return errors[0]
@@ -144,6 +148,54 @@ CASES = {
         ],
         "out.gpkg",
     ),
+    "truncated raster to vectorize": lambda t, s, m: (
+        [
+            "vectorize",
+            str(_truncated(_predicted(m, s, t), t / "cut_probs.tif")),
+            "--out",
+            str(t / "out" / "cut.geojson"),
+        ],
+        "cut_probs.tif",
+    ),
+    "plain image to vectorize": lambda t, s, m: (
+        ["vectorize", str(scene(s)), "--out", str(t / "out" / "scene.geojson")],
+        scene(s).name,
+    ),
+    "probabilities outside [0, 1]": lambda t, s, m: (
+        [
+            "vectorize",
+            str(_scaled(_predicted(m, s, t), t / "x_probs.tif", 3.0)),
+            "--out",
+            str(t / "out" / "x.geojson"),
+        ],
+        "x_probs.tif",
+    ),
+    "label polygon beyond any CRS": lambda t, s, m: (
+        ["train", "--data", str(_with_labels(s, t / "data", _far_vertex)), "--out", str(t / "out")],
+        "scene_000.geojson",
+    ),
+    "label polygon that cannot be repaired": lambda t, s, m: (
+        [
+            "evaluate",
+            "--pred",
+            str(s / "masks"),
+            "--truth",
+            str(_with_labels(s, t / "data", _one_point_ring) / "labels"),
+            "--classes",
+            str(s / "classes.yaml"),
+            "--out",
+            str(t / "out"),
+        ],
+        "scene_000.geojson",
+    ),
+    "scenes with different band counts": lambda t, s, m: (
+        ["train", "--data", str(_with_a_five_band_scene(s, t / "data")), "--out", str(t / "out")],
+        "scene_001.tif",
+    ),
+    "window too large for memory": lambda t, s, m: (
+        ["predict", str(m), str(scene(s)), "--out", str(t / "out"), "--window", "100000"],
+        scene(s).name,
+    ),
 }
 
 
@@ -167,6 +219,54 @@ def _predicted(model: Path, sample: Path, tmp: Path) -> Path:
     return next((tmp / "pred").glob("*_probs.tif"))
 
 
+def _scaled(source: Path, path: Path, factor: float) -> Path:
+    """A copy of a probability raster, tags and all, with its values multiplied."""
+    with rasterio.open(source) as dataset:
+        profile, tags, data = dataset.profile, dataset.tags(), dataset.read()
+    with rasterio.open(path, "w", **profile) as out:
+        out.update_tags(**tags)
+        out.write(data * factor)
+    return path
+
+
+def _with_labels(sample: Path, data: Path, edit: Callable[[list[Any]], None]) -> Path:
+    """A copy of the sample data folder, labels only (no masks), one polygon's ring edited."""
+    shutil.copytree(sample, data, ignore=shutil.ignore_patterns("masks"))
+    labels = data / "labels" / "scene_000.geojson"
+    document = json.loads(labels.read_text())
+    edit(document["features"][1]["geometry"]["coordinates"])
+    labels.write_text(json.dumps(document))
+    return data
+
+
+def _far_vertex(rings: list[Any]) -> None:
+    rings[0][1] = [1e300, 1e300]
+
+
+def _one_point_ring(rings: list[Any]) -> None:
+    rings[0] = rings[0][:1]
+
+
+def _two_point_ring(rings: list[Any]) -> None:
+    rings[0] = rings[0][:2]
+
+
+def _unclosed_ring(rings: list[Any]) -> None:
+    rings[0] = rings[0][:-1]
+
+
+def _with_a_five_band_scene(sample: Path, data: Path) -> Path:
+    """The sample plus a second scene, a copy of the first with only 5 of its 8 bands."""
+    shutil.copytree(sample, data)
+    with rasterio.open(scene(sample)) as dataset:
+        profile, pixels = dataset.profile, dataset.read()
+    with rasterio.open(data / "images" / "scene_001.tif", "w", **{**profile, "count": 5}) as out:
+        out.write(pixels[:5])
+    for folder, suffix in (("labels", ".geojson"), ("masks", ".tif")):
+        shutil.copy(data / folder / f"scene_000{suffix}", data / folder / f"scene_001{suffix}")
+    return data
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_bad_input_is_one_line_naming_the_file(
     case: str, sample: Path, model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -177,7 +277,8 @@ def test_a_bad_input_is_one_line_naming_the_file(
     line = one_line(capsys)
     assert named in line
     assert "weights_only" not in line
-    assert_nothing_complete(tmp_path / "out", "best.pt", "scores.json")
+    out = tmp_path / "out"
+    assert not out.exists() or not list(out.iterdir()), list(out.iterdir())
 
 
 def test_a_usage_error_is_one_line_with_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
@@ -384,3 +485,179 @@ def test_a_killed_runs_partial_files_are_gone_after_the_next_run(
     assert main(["-q", "predict", str(model), str(scene(sample)), "--out", str(out)]) == 0
     assert not any(leftover.exists() for leftover in leftovers)
     assert alive.exists()
+
+
+# --- inputs that used to give silent wrong results -----------------------------------------
+
+
+def test_invalid_label_polygons_are_repaired_with_one_warning_counting_them(
+    sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _with_labels(sample, tmp_path / "data", _two_point_ring)
+    labels = data / "labels" / "scene_000.geojson"
+    document = json.loads(labels.read_text())
+    _unclosed_ring(document["features"][2]["geometry"]["coordinates"])
+    labels.write_text(json.dumps(document))
+    capsys.readouterr()
+    evaluate = ["-q", "evaluate", "--pred", str(sample / "masks"), "--truth", str(data / "labels")]
+    evaluate += ["--classes", str(sample / "classes.yaml"), "--out", str(tmp_path / "scores")]
+    assert main(evaluate) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "make_valid" in line]
+    assert len(warned) == 1 and "2 invalid polygon(s)" in warned[0], warned
+    train = ["-q", "train", "--data", str(data), "--out", str(tmp_path / "run")]
+    train += ["--set", "model.name=random-forest", "--set", "model.random_forest.trees=2"]
+    assert main(train) == 0
+    assert "2 invalid polygon(s)" in capsys.readouterr().err
+
+
+def test_a_failed_training_leaves_nothing_so_the_rerun_needs_no_overwrite(
+    sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    train = ["-q", "train", "--out", str(run), "--set", "model.name=random-forest"]
+    train += ["--set", "model.random_forest.trees=2"]
+    assert main([*train, "--data", str(_with_labels(sample, tmp_path / "bad", _far_vertex))]) == 2
+    assert "scene_000.geojson" in one_line(capsys)
+    assert not run.exists()
+    assert main([*train, "--data", str(sample)]) == 0
+    assert (run / "best.pt").is_file()
+
+
+def test_train_log_keeps_its_record_under_quiet(model: Path) -> None:
+    assert "training random-forest" in (model / "train.log").read_text()
+
+
+def test_info_on_an_all_nodata_raster_says_so(
+    sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with rasterio.open(scene(sample)) as dataset:
+        profile = {**dataset.profile, "nodata": 0}
+        empty = dataset.read() * 0
+    with rasterio.open(tmp_path / "empty.tif", "w", **profile) as out:
+        out.write(empty)
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "empty.tif")]) == 0
+    printed = capsys.readouterr().out
+    assert "every pixel is nodata" in printed and "mean" not in printed
+    assert main(["info", "--json", str(tmp_path / "empty.tif")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["all_nodata"] and summary["bands"][0]["mean"] is None
+
+
+def test_a_float_truth_rasters_nodata_value_is_ignored_not_a_class(
+    sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    with rasterio.open(sample / "masks" / "scene_000.tif") as dataset:
+        profile, ids = dataset.profile, dataset.read().astype("float32")
+    ids[:, :8, :] = -99999  # the top rows are not labelled
+    with rasterio.open(truth / "scene_000.tif", "w", **{**profile, "dtype": "float32",
+                                                         "nodata": -99999}) as out:  # fmt: skip
+        out.write(ids)
+    args = ["-q", "evaluate", "--pred", str(sample / "masks"), "--truth", str(truth)]
+    args += ["--classes", str(sample / "classes.yaml"), "--out", str(tmp_path / "scores")]
+    assert main(args) == 0, capsys.readouterr().err
+    scores = json.loads((tmp_path / "scores" / "scores.json").read_text())
+    assert scores["mean_jaccard"] == pytest.approx(1.0)  # the ignored rows count nowhere
+
+
+def test_a_mask_covering_part_of_its_scene_leaves_the_rest_ignored(
+    sample: Path, tmp_path: Path
+) -> None:
+    from spectraseg.classes import load_classes
+    from spectraseg.io.masks import read_mask
+    from spectraseg.io.rasters import grid_of
+
+    with rasterio.open(sample / "masks" / "scene_000.tif") as dataset:
+        profile, ids, grid = dataset.profile, dataset.read(), grid_of(dataset)
+    half = {**profile, "width": 16, "tiled": False}
+    for key in ("blockxsize", "blockysize"):
+        half.pop(key, None)
+    with rasterio.open(tmp_path / "left.tif", "w", **half) as out:  # the left half only
+        out.write(ids[:, :, :16])
+    mask, ignore = read_mask(tmp_path / "left.tif", load_classes(sample / "classes.yaml"), grid)
+    assert ignore[:, 16:].all() and not ignore[:, :16].any()
+    assert not mask[:, :, 16:].any()
+
+
+# --- full disks beyond evaluate: train, vectorize --------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["polygons.geojson", "polygons.gpkg"])
+def test_vectorize_onto_a_full_disk_is_one_line_and_leaves_nothing(
+    name: str,
+    sample: Path,
+    model: Path,
+    tmp_path: Path,
+    small_fs: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    probs = _predicted(model, sample, tmp_path)
+    capsys.readouterr()
+    assert main(["-q", "vectorize", str(probs), "--out", str(small_fs / name)]) == 2
+    line = one_line(capsys)
+    assert name in line and "disk is full" in line, line
+    assert [p.name for p in small_fs.iterdir()] == ["filler"]
+
+
+def test_train_onto_a_full_disk_is_one_line_and_leaves_nothing(
+    sample: Path, small_fs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = small_fs / "run"
+    args = ["-q", "train", "--data", str(sample), "--out", str(run)]
+    assert main([*args, "--set", "model.name=random-forest"]) == 2
+    assert str(run) in one_line(capsys)
+    assert not run.exists()
+
+
+def test_an_injected_enospc_while_saving_a_checkpoint_names_it(
+    sample: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def full(document: object, path: object, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # torch names no file
+
+    monkeypatch.setattr(torch, "save", full)
+    run = tmp_path / "run"
+    args = ["-q", "train", "--data", str(sample), "--out", str(run)]
+    assert main([*args, "--set", "model.name=random-forest"]) == 2
+    line = one_line(capsys)
+    assert "best.pt" in line and "disk is full" in line, line
+    assert not run.exists()
+    monkeypatch.undo()
+    assert main([*args, "--set", "model.name=random-forest"]) == 0  # no --overwrite needed
+
+
+def test_a_geopackage_without_its_spatial_index_is_not_written(
+    sample: Path,
+    model: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """GDAL builds the index when the file closes and only logs a failure (a full disk)."""
+    import sqlite3
+
+    from spectraseg.io import vectors
+
+    real_write = vectors.ogr_write
+
+    def write_then_lose_the_index(path: str, *args: object, **kwargs: object) -> None:
+        real_write(path, *args, **kwargs)
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute(f'DROP TABLE "rtree_{Path(path).stem}_geom"')
+            db.commit()
+
+    probs = _predicted(model, sample, tmp_path)
+    monkeypatch.setattr(vectors, "ogr_write", write_then_lose_the_index)
+    capsys.readouterr()
+    assert main(["-q", "vectorize", str(probs), "--out", str(tmp_path / "out.gpkg")]) == 2
+    assert "out.gpkg" in (line := one_line(capsys)) and "spatial index" in line
+    assert not (tmp_path / "out.gpkg").exists()
+    monkeypatch.undo()
+    assert main(["-q", "vectorize", str(probs), "--out", str(tmp_path / "out.gpkg")]) == 0
+    with contextlib.closing(sqlite3.connect(tmp_path / "out.gpkg")) as db:
+        assert db.execute('SELECT count(*) FROM "rtree_out_geom"').fetchone()[0] > 0

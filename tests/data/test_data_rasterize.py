@@ -185,3 +185,31 @@ def test_any_polygon_survives_rasterize_and_vectorize_up_to_its_pixel_staircase(
 
 def test_an_empty_mask_has_no_polygons():
     assert mask_to_polygons(np.zeros(PIXELS.shape, dtype=bool), PIXELS) == []
+
+
+@pytest.mark.parametrize("all_touched", [False, True])
+def test_heavy_polygons_split_into_halves_burn_the_same_pixels(
+    all_touched: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Halving the grid for polygons with many vertices is invisible in the result."""
+    from rasterio import features
+
+    from spectraseg.data import rasterize
+
+    angles = np.linspace(0, 2 * np.pi, 4000, endpoint=False)
+    radius = 30 + 6 * np.sin(angles * 97)  # a ragged ring: edges cross every row many times
+    ring = np.column_stack([50.3 + radius * np.cos(angles), 35.7 + radius * np.sin(angles)])
+    shapes = [shapely.Polygon(ring).buffer(0), shapely.box(2.5, 3.5, 20.2, 9.9)]
+    grid = Grid(None, Affine(1.0, 0, 0.25, 0, 1.0, -0.5), width=97, height=71)
+    whole = features.rasterize(
+        ((g, 1) for g in shapes),
+        out_shape=grid.shape,
+        transform=grid.transform,
+        all_touched=all_touched,
+        dtype="uint8",
+    ).astype(bool)
+    monkeypatch.setattr(rasterize, "SPLIT_VERTICES", 50)
+    monkeypatch.setattr(rasterize, "MIN_SPLIT_PX", 4)
+    split = rasterize_geometries(shapes, grid, all_touched=all_touched)
+    assert whole.sum() > 1000
+    assert np.array_equal(split, whole)

@@ -35,7 +35,7 @@ from spectraseg.classes import ClassList, load_classes
 from spectraseg.data.indices import IndexSettings, add_indices
 from spectraseg.data.rasterize import LabelRasterizer, rasterize_geometries
 from spectraseg.data.scene import Scene
-from spectraseg.errors import ConfigError, DataError, LabelError, SpectrasegWarning
+from spectraseg.errors import BandError, ConfigError, DataError, LabelError, SpectrasegWarning
 from spectraseg.grid import Grid
 from spectraseg.io.coregister import estimate_stack_shifts
 from spectraseg.io.labels import (
@@ -361,6 +361,14 @@ def load_dataset(
             resolution=resolution,
             coregister=coregister,
         )
+        if scenes and scene.num_bands != scenes[0].num_bands:
+            raise BandError(
+                f"{', '.join(str(p) for p in source.images)}: scene {scene.name} has "
+                f"{scene.num_bands} bands ({', '.join(scene.band_names)}) where scene "
+                f"{scenes[0].name} has {scenes[0].num_bands} ({', '.join(scenes[0].band_names)}). "
+                "Every training scene needs the same bands; fix or remove this scene, or set "
+                "data.bands to the bands they share."
+            )
         scenes.append(scene)
     if skipped:
         log.info(

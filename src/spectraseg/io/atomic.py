@@ -7,6 +7,7 @@ the previous file or the whole new one, because `os.replace` is atomic on one fi
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -27,6 +28,31 @@ def check_writable(path: Path, *, overwrite: bool) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if parent.exists() and not os.access(parent, os.W_OK):
         raise RasterError(f"{parent}: folder is not writable. Choose another output folder.")
+
+
+def check_free_space(folder: Path, needed_bytes: int, *, what: str) -> None:
+    """Refuse a write that cannot fit, before it starts: a full disk found at the end of a long
+    run costs the whole run. `needed_bytes` is an estimate (the caller's)."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return
+    if needed_bytes > free:
+        raise RasterError(
+            f"{folder}: {what} need about {_size(needed_bytes)} and only {_size(free)} is free; "
+            "the disk is too full. Free space or write somewhere else."
+        )
+
+
+def _size(count: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"  # pragma: no cover - the loop returns
 
 
 def temporary_sibling(path: Path) -> Path:
@@ -96,9 +122,33 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
     try:
         yield temporary
         os.replace(temporary, target)
+    except (OSError, RuntimeError) as error:
+        raise _named(error, target, temporary) from error
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
+
+
+def _named(error: OSError | RuntimeError, target: Path, temporary: Path) -> Exception:
+    """A failed write as an OSError naming the output (not its temporary name), so the command
+    line can say which file and why.
+
+    Writers word a full disk their own way: torch's zip writer raises RuntimeError ("unexpected
+    pos"), matplotlib an OSError without a file name. A RuntimeError on a disk with next to no
+    space left is taken for what it is; any other RuntimeError is a bug and stays one.
+    """
+    if isinstance(error, OSError):
+        about_other_file = error.filename is not None and str(error.filename) != str(temporary)
+        if error.errno is None or about_other_file:
+            return error
+        return OSError(error.errno, error.strerror or str(error), str(target))
+    try:
+        full = shutil.disk_usage(target.parent).free < 2**20
+    except OSError:
+        full = False
+    if not full:
+        return error
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str, *, overwrite: bool = True) -> None:
@@ -163,6 +213,12 @@ def atomic_set(
         for temporary, target in zip(temporaries, targets, strict=True):
             os.replace(temporary, target)
         marker.unlink()
+    except (OSError, RuntimeError) as error:
+        failed = next(
+            (t for t, p in zip(targets, temporaries, strict=True) if p.name in str(error)),
+            targets[0],
+        )
+        raise _named(error, failed, temporaries[targets.index(failed)]) from error
     finally:
         for temporary in temporaries:
             with contextlib.suppress(FileNotFoundError):

@@ -9,7 +9,9 @@ complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -110,7 +112,21 @@ class RasterWriter:
     def write(self, array: np.ndarray, window: Window | None = None) -> None:
         """Write (C, h, w) pixels at `window` (default: the whole grid)."""
         assert self._dataset is not None, "use RasterWriter in a with block"
-        self._dataset.write(array.astype(self._profile["dtype"], copy=False), window=window)
+        try:
+            self._dataset.write(array.astype(self._profile["dtype"], copy=False), window=window)
+        except (OSError, RasterioError) as error:
+            raise self._write_error(error) from None
+
+    def _write_error(self, error: Exception) -> OSError:
+        """GDAL says "Write failed" (the cause is in its log): name the file, and a full disk."""
+        try:
+            full = shutil.disk_usage(self.path.parent).free < 2**20
+        except OSError:
+            full = False
+        if full:
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+        detail = str(error).split("\n")[0]
+        return RasterError(f"{self.path}: cannot write the raster ({detail}).")
 
     def write_rows(self, array: np.ndarray, row_off: int) -> None:
         """Write full-width rows (C, h, W) starting at `row_off`."""
@@ -124,9 +140,13 @@ class RasterWriter:
     ) -> None:
         assert self._dataset is not None
         try:
-            self._dataset.close()
-            if kind is None:
-                self._finish()
+            try:
+                self._dataset.close()  # flushes GDAL's cache: a full disk often shows here
+                if kind is None:
+                    self._finish()
+            except (OSError, RasterioError) as failure:
+                if kind is None:  # else the error already on its way says more
+                    raise self._write_error(failure) from None
         finally:
             with contextlib.suppress(FileNotFoundError):
                 self._temporary.unlink()

@@ -36,16 +36,18 @@ def summarize_stack(
                 valid_pixels += pixels.shape[1]
         height, width = stack.shape
         mean = total / max(valid_pixels, 1)
+        # No valid pixel, no statistics: None (JSON null), never a mean of 0.
         return {
             "grid": stack.grid.describe(),
             "files": [str(path) for path in stack.paths],
             "valid_fraction": valid_pixels / (height * width),
+            "all_nodata": valid_pixels == 0,
             "bands": [
                 {
                     "name": name,
-                    "min": float(low[i]) if valid_pixels else float("nan"),
-                    "mean": float(mean[i]),
-                    "max": float(high[i]) if valid_pixels else float("nan"),
+                    "min": float(low[i]) if valid_pixels else None,
+                    "mean": float(mean[i]) if valid_pixels else None,
+                    "max": float(high[i]) if valid_pixels else None,
                 }
                 for i, name in enumerate(stack.band_names)
             ],

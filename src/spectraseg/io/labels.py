@@ -292,19 +292,68 @@ def map_values(
     return positions, unmapped
 
 
-def _repair(geometries: Array, *, source: str) -> Array:
-    """Polygonal geometries, invalid ones repaired with make_valid (and a warning)."""
+# No CRS has coordinates this large (projected metres stay under 2e7, degrees under 360): a
+# vertex beyond it is a broken file, and the reprojection or clipping would turn it into
+# NaN or drop the polygon silently.
+MAX_COORDINATE = 1e9
+
+
+def _repair(geometries: Array, *, source: str, fixed: Array | None = None) -> Array:
+    """Polygonal geometries, invalid ones repaired with make_valid, with one warning counting
+    them and those whose rings had to be closed or rebuilt while reading (`fixed`)."""
     invalid = ~shapely.is_valid(geometries)
-    if invalid.any():
+    repaired = invalid | fixed if fixed is not None else invalid
+    if repaired.any():
         warnings.warn(
-            f"{source}: {int(invalid.sum())} invalid polygon(s) repaired with make_valid "
+            f"{source}: {int(repaired.sum())} invalid polygon(s) repaired with make_valid "
             "(self-intersections, bad rings); check them if areas look wrong.",
             SpectrasegWarning,
             stacklevel=3,
         )
+    if invalid.any():
         geometries = geometries.copy()
         geometries[invalid] = _polygonal(shapely.make_valid(geometries[invalid]))
     return geometries
+
+
+def parse_wkb(wkb: Array, *, source: str, feature_ids: Array) -> tuple[Array, Array]:
+    """(geometries, which had to be fixed) from OGR's WKB.
+
+    OGR hands over rings GEOS refuses to build (not closed, fewer than 4 points); those are
+    closed or rebuilt ("fix") so that `_repair` can make them valid, and counted. A geometry
+    that cannot be built even so is refused with its feature id.
+    """
+    try:
+        return np.asarray(shapely.from_wkb(wkb), dtype=object), np.zeros(len(wkb), dtype=bool)
+    except shapely.errors.GEOSException:
+        pass
+    strict = np.asarray(shapely.from_wkb(wkb, on_invalid="ignore"), dtype=object)
+    geometries = np.asarray(shapely.from_wkb(wkb, on_invalid="fix"), dtype=object)
+    given = np.array([item is not None for item in wkb], dtype=bool)
+    fixed = given & np.array([item is None for item in strict], dtype=bool)
+    lost = fixed & np.array([item is None for item in geometries], dtype=bool)
+    if lost.any():
+        raise LabelError(
+            f"{source}: feature {feature_ids[np.flatnonzero(lost)[0]]} has a geometry that "
+            f"cannot be read or repaired ({int(lost.sum())} such feature(s)). Fix or remove it."
+        )
+    return geometries, fixed
+
+
+def check_coordinates(geometries: Array, *, source: str, feature_ids: Array) -> None:
+    """Refuse vertices that are not finite or beyond `MAX_COORDINATE`, naming the feature."""
+    if len(geometries) == 0:
+        return
+    bounds = np.abs(shapely.bounds(geometries))
+    bad = ~(bounds <= MAX_COORDINATE).all(axis=1) & ~shapely.is_empty(geometries)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        worst = float(np.max(bounds[first])) if np.isfinite(bounds[first]).all() else np.nan
+        raise LabelError(
+            f"{source}: feature {feature_ids[first]} has a coordinate of {worst:.3g}, beyond "
+            f"any CRS's range (|x|, |y| <= {MAX_COORDINATE:.0e}); {int(bad.sum())} such "
+            "feature(s). Fix their geometry or remove them."
+        )
 
 
 def read_vector_labels(
@@ -343,16 +392,26 @@ def read_vector_labels(
             "Set data.labels.column in the config."
         )
     try:
-        _meta, fids, wkb, field_data = pyogrio.raw.read(
-            source, layer=layer, columns=[column], return_fids=True
-        )
+        with warnings.catch_warnings():
+            # OGR's own note on unclosed rings: parse_wkb counts them in one warning instead.
+            warnings.filterwarnings("ignore", "Non closed ring", RuntimeWarning)
+            _meta, fids, wkb, field_data = pyogrio.raw.read(
+                source, layer=layer, columns=[column], return_fids=True
+            )
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as error:
         raise LabelError(f"{source}: cannot read features ({error}).") from None
-    geometries = np.asarray(shapely.from_wkb(wkb), dtype=object)
     values = [value_text(v) for v in field_data[0]]
     feature_ids = np.asarray(fids if fids is not None else np.arange(len(values)))
+    geometries, fixed = parse_wkb(wkb, source=str(source), feature_ids=feature_ids)
     return _build_labels(
-        str(source), crs, geometries, values, feature_ids, classes, what=f"column {column!r}"
+        str(source),
+        crs,
+        geometries,
+        values,
+        feature_ids,
+        classes,
+        what=f"column {column!r}",
+        fixed=fixed,
     )
 
 
@@ -388,9 +447,11 @@ def _build_labels(
     classes: ClassList,
     *,
     what: str,
+    fixed: Array | None = None,
 ) -> VectorLabels:
     present = np.array([g is not None and not g.is_empty for g in geometries], dtype=bool)
     polygonal = present & np.isin(shapely.get_type_id(geometries), (3, 6, 7))
+    check_coordinates(geometries[present], source=source, feature_ids=feature_ids[present])
     if (present & ~polygonal).any():
         warnings.warn(
             f"{source}: {int((present & ~polygonal).sum())} point/line feature(s) skipped; "
@@ -398,7 +459,8 @@ def _build_labels(
             SpectrasegWarning,
             stacklevel=3,
         )
-    geometries = _polygonal(_repair(geometries[polygonal], source=source))
+    fixed = fixed[polygonal] if fixed is not None else None
+    geometries = _polygonal(_repair(geometries[polygonal], source=source, fixed=fixed))
     values = [v for v, keep in zip(values, polygonal, strict=True) if keep]
     feature_ids = feature_ids[polygonal]
     positions, unmapped = map_values(values, classes, source=source, what=what)
@@ -435,17 +497,22 @@ def read_area(path: str | os.PathLike[str], *, layer: str | None = None) -> Vect
     if not source.exists():
         raise LabelError(f"{source}: no such labelled-area file.")
     try:
-        meta, _fids, wkb, _fields = pyogrio.raw.read(source, layer=layer, columns=[])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Non closed ring", RuntimeWarning)
+            meta, _fids, wkb, _fields = pyogrio.raw.read(source, layer=layer, columns=[])
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as error:
         raise LabelError(f"{source}: not a vector file OGR can read ({error}).") from None
-    geometries = np.asarray(shapely.from_wkb(wkb), dtype=object)
-    geometries = geometries[[g is not None and not g.is_empty for g in geometries]]
+    rows = np.arange(len(wkb))
+    geometries, fixed = parse_wkb(wkb, source=str(source), feature_ids=rows)
+    present = np.array([g is not None and not g.is_empty for g in geometries], dtype=bool)
+    geometries, fixed = geometries[present], fixed[present]
+    check_coordinates(geometries, source=str(source), feature_ids=rows[present])
     if len(geometries) == 0:
         raise LabelError(f"{source}: the labelled-area file has no polygons.")
     return VectorLabels(
         source=str(source),
         crs=_read_crs(meta.get("crs"), source),
-        geometries=_polygonal(_repair(geometries, source=str(source))),
+        geometries=_polygonal(_repair(geometries, source=str(source), fixed=fixed)),
         class_indices=np.zeros(len(geometries), dtype=np.int64),
         ignore_geometries=_empty_geometries(),
         num_classes=1,

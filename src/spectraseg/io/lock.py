@@ -133,7 +133,13 @@ def folder_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
         False
     """
     created = not Path(folder).exists()
-    lock = acquire(Path(folder))
+    try:
+        lock = acquire(Path(folder))
+    except BaseException:  # no lock (a full disk, a live holder): no empty folder either
+        if created:
+            with contextlib.suppress(OSError):
+                Path(folder).rmdir()
+        raise
     try:
         yield lock
     finally:

@@ -4,7 +4,9 @@ A mask is one band of class ids, one band per class, or a colour-coded RGB(A) or
 decoded with the class colours of `classes.yaml`; `mask_encoding: auto` tells them apart by
 band count, colour interpretation and palette. Raw ids map to classes through `classes.yaml`
 as vector values do (`io/labels.py`); `ignore_value` (and transparent pixels) mark "not
-labelled". A mask on another grid is warped onto the scene's with nearest neighbours.
+labelled", and so do pixels at the mask's declared nodata value and pixels of the scene the
+mask does not cover (a mask of part of a scene leaves the rest ignored, as evaluation does).
+A mask on another grid is warped onto the scene's with nearest neighbours.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from spectraseg.classes import ClassList, Colour
-from spectraseg.errors import LabelError
+from spectraseg.errors import LabelError, SpectrasegWarning
 from spectraseg.grid import Grid
 from spectraseg.io.labels import MaskEncoding, value_text
 
@@ -75,6 +77,8 @@ def _mask_reader(
         width=grid.width,
         height=grid.height,
         resampling=Resampling.nearest,
+        # Pixels the mask does not cover read as transparent, not as class 0 (background).
+        add_alpha=True,
     )
 
 
@@ -119,9 +123,20 @@ def read_mask(
             if encoding == "auto"
             else encoding
         )
+        if dataset.nodata == 0:
+            warnings.warn(
+                f"{source}: declares nodata 0, so its 0 pixels are not labelled (ignored), not "
+                "background. Unset the nodata value if 0 means background.",
+                SpectrasegWarning,
+                stacklevel=2,
+            )
         reader = _mask_reader(dataset, grid, source)
         try:
-            data = reader.read(window=window)
+            data = reader.read(list(range(1, dataset.count + 1)), window=window)
+            # GDAL's mask: 0 at the declared nodata value and outside the mask's coverage.
+            unlabelled = np.any(
+                reader.read_masks(list(range(1, dataset.count + 1)), window=window) == 0, axis=0
+            )
         except RasterioError as error:
             raise LabelError(f"{source}: cannot read the mask ({error}).") from None
         palette = None
@@ -137,6 +152,19 @@ def read_mask(
             reader.close()
     finally:
         dataset.close()
+    # Nodata and uncovered pixels are "not labelled" (ignored), never a class or background.
+    data[:, unlabelled] = 0
+    mask, ignore = _decode(data, chosen, palette, classes, source)
+    return mask, ignore | unlabelled
+
+
+def _decode(
+    data: Array,
+    chosen: str,
+    palette: dict[int, tuple[int, ...]] | None,
+    classes: ClassList,
+    source: Path,
+) -> tuple[Array, Array]:
     if chosen == "ids":
         return _decode_ids(data[0], classes, source)
     if chosen == "per_class":

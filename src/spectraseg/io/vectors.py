@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from pyogrio.errors import DataSourceError
+from pyogrio.errors import DataLayerError, DataSourceError
 from pyogrio.raw import write as ogr_write
 from rasterio.crs import CRS
 
@@ -191,7 +191,44 @@ def write_vectors(
                     nan_as_null=True,
                     layer_options=layer_options or None,
                 )
-        except (DataSourceError, OSError) as error:
-            raise RasterError(f"{target}: cannot write polygons ({error}).") from None
+        except (DataSourceError, DataLayerError, OSError) as error:
+            raise _write_error(target, error) from None
+        if driver == "GPKG" and len(table):
+            _check_spatial_index(staged, target, target.stem, len(table))
         _move_into_place(staged, target, driver)
     log.info("wrote %d polygons to %s", len(table), target)
+
+
+def _write_error(target: Path, error: Exception) -> RasterError:
+    """One line for a failed write; a full disk says so (SQLite and OGR word it their way)."""
+    detail = " ".join(str(error).split())
+    # OGR drivers often word it only as "Cannot write feature": look at the disk too.
+    nearly_full = shutil.disk_usage(target.parent).free < 2**20 if target.parent.is_dir() else False
+    if nearly_full or any(w in detail.lower() for w in ("disk is full", "no space", "disk full")):
+        return RasterError(f"{target}: the disk is full; free space or write somewhere else.")
+    shown = detail if len(detail) <= 200 else detail[:200] + "..."  # SQLite quotes whole scripts
+    return RasterError(f"{target}: cannot write polygons ({shown}).")
+
+
+def _check_spatial_index(staged: Path, target: Path, layer: str, count: int) -> None:
+    """Refuse a GeoPackage whose R-tree index is missing or short.
+
+    GDAL builds the index when the file is closed and only logs a failure there (a full disk):
+    the file would look complete yet make every spatial query in GIS tools slow or wrong.
+    """
+    import sqlite3  # only GeoPackage outputs need it
+
+    table = f"rtree_{layer}_geom"
+    try:
+        uri = f"{staged.resolve().as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            (indexed,) = db.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+    except sqlite3.Error:
+        indexed = 0
+    if indexed != count:
+        free_mb = shutil.disk_usage(staged.parent).free / 2**20
+        raise RasterError(
+            f"{target}: GDAL could not build the spatial index ({indexed} of {count} polygons "
+            f"indexed; {free_mb:.0f} MB free: the disk may be full). Free space or write "
+            "somewhere else."
+        )

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Literal
 
 import numpy as np
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from spectraseg.classes import ClassList, did_you_mean
@@ -89,6 +90,18 @@ def _tag_list(text: str | None, where: str) -> list[str] | None:
     return values
 
 
+def _check_probabilities(probs: np.ndarray, *, where: str) -> None:
+    """Refuse values outside [0, 1]: logits, reflectances or class ids are not probabilities."""
+    outside = (probs < 0) | (probs > 1)  # NaN (nodata) compares False
+    if outside.any():
+        values = probs[outside]
+        raise RasterError(
+            f"{where}: {int(outside.sum())} value(s) outside [0, 1] (from {float(values.min()):.4g}"
+            f" to {float(values.max()):.4g}): not probabilities. Give the probabilities that "
+            "predict wrote, or a mask raster."
+        )
+
+
 @dataclass(frozen=True)
 class PredictionInfo:
     """A prediction raster's metadata: enough to read it and to name what it holds."""
@@ -119,6 +132,14 @@ class PredictionRaster:
     def _inspect(self, classes: ClassList | None) -> PredictionInfo:
         dataset, where = self._dataset, str(self.path)
         tags = dict(dataset.tags())
+        claimed = KIND_TAG in tags or self.path.stem.endswith(PREDICTION_SUFFIXES)
+        if not claimed and classes is None:
+            # Any image would otherwise pass: its bands would read as class probabilities.
+            raise RasterError(
+                f"{where}: not a prediction raster (no {KIND_TAG} tag, no _probs/_mask name). "
+                "Give a <stem>_probs.tif or <stem>_mask.tif from predict, or pass "
+                "--classes FILE to read this raster's bands as those classes."
+            )
         kind = _kind_of(tags, self.path, dataset.dtypes[0])
         names = _tag_list(tags.get(CLASSES_TAG), where)
         descriptions = [d or "" for d in dataset.descriptions]
@@ -184,7 +205,10 @@ class PredictionRaster:
     def read_rows(self, row_off: int, rows: int) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(probs (K, rows, W) float32 with NaN nodata, None) or (None, mask (K, rows, W) bool)."""
         window = Window(0, row_off, self.grid.width, rows)
-        raw = self._dataset.read(window=window)
+        try:
+            raw = self._dataset.read(window=window)
+        except RasterioError as error:
+            raise self._unreadable(error) from None
         nodata = self._dataset.nodata
         if self.info.kind == "probabilities":
             probs = raw.astype(np.float32)
@@ -192,6 +216,7 @@ class PredictionRaster:
             if raw.dtype.kind in "ui":
                 probs /= np.float32(self._scale())
             probs[invalid] = np.nan
+            _check_probabilities(probs, where=f"{self.path} (rows {row_off}-{row_off + rows})")
             return probs, None
         valid = ~_is_nodata(raw, nodata)
         if self.info.class_band:
@@ -201,8 +226,17 @@ class PredictionRaster:
 
     def read_valid(self) -> np.ndarray:
         """(H, W) bool: pixels holding a prediction (not nodata)."""
-        masks = self._dataset.read_masks()
+        try:
+            masks = self._dataset.read_masks()
+        except RasterioError as error:
+            raise self._unreadable(error) from None
         return np.asarray(np.all(masks > 0, axis=0))
+
+    def _unreadable(self, error: RasterioError) -> RasterError:
+        detail = str(error).split("\n")[0]
+        return RasterError(
+            f"{self.path}: cannot read pixels; the file may be truncated or corrupt ({detail})."
+        )
 
     def close(self) -> None:
         self._dataset.close()

@@ -10,20 +10,26 @@ figure per pixel at a small size holds at any size.
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from spectraseg.errors import ConfigError
 from spectraseg.predict.tta import Model
 
 __all__ = [
     "CPU_ACTIVATION_BUDGET_BYTES",
     "GPU_MEMORY_SHARE",
     "activation_bytes_per_pixel",
+    "available_memory_bytes",
+    "check_buffers_fit",
     "memory_budget_bytes",
+    "prediction_buffer_bytes",
     "window_bytes_per_pixel",
 ]
 
@@ -113,3 +119,60 @@ def memory_budget_bytes(device: torch.device) -> int:
         free, _ = torch.cuda.mem_get_info(device)
         return int(free * GPU_MEMORY_SHARE)
     return CPU_ACTIVATION_BUDGET_BYTES
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the system can still give without swapping (Linux MemAvailable), or None."""
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="ascii").splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def prediction_buffer_bytes(
+    *,
+    window_px: int,
+    batch_size: int,
+    channels: int,
+    num_classes: int,
+    extent_width: int,
+    bytes_per_pixel: float = 0.0,
+) -> int:
+    """Bytes the streamed prediction holds for these settings, before the model's weights.
+
+    One batch of windows (the measured `bytes_per_pixel`, else `WINDOW_INPUT_COPIES` copies of
+    the input and two of the probabilities), the blending band ((K + 1) x window x extent width)
+    and the block of input rows being read (channels x window x extent width), all float32.
+
+    Example:
+        >>> prediction_buffer_bytes(window_px=100_000, batch_size=1, channels=8,
+        ...     num_classes=6, extent_width=200_000) / 2**30 > 1000
+        True
+    """
+    area = window_px * window_px
+    per_pixel = bytes_per_pixel or (WINDOW_INPUT_COPIES * channels + 2 * num_classes) * 4
+    batch = batch_size * area * per_pixel
+    band = (num_classes + 1 + channels) * window_px * extent_width * 4
+    return int(batch + band)
+
+
+def check_buffers_fit(needed_bytes: int, *, where: str, settings: str) -> None:
+    """Refuse settings whose buffers exceed the memory available, before allocating them.
+
+    A window or batch far too large would otherwise end in a MemoryError after minutes, or
+    in the kernel killing the process (or its neighbours).
+    """
+    available = available_memory_bytes()
+    if available is None or needed_bytes <= available:
+        return
+    raise ConfigError(
+        f"{where}: {settings} need about {needed_bytes / 2**30:.1f} GiB of buffers, more than "
+        f"the {available / 2**30:.1f} GiB of memory available. Use a smaller --window (or "
+        "--window auto) or --batch."
+    )

@@ -25,7 +25,7 @@ import rasterio
 import torch
 
 from spectraseg.data.augment import tta_transforms
-from spectraseg.io.atomic import check_writable
+from spectraseg.io.atomic import check_free_space, check_writable
 from spectraseg.io.rasters import RasterStack
 from spectraseg.predict.blending import RowBandAccumulator, window_2d
 from spectraseg.predict.choices import (
@@ -45,7 +45,9 @@ from spectraseg.predict.inputs import (
 )
 from spectraseg.predict.memory import (
     activation_bytes_per_pixel,
+    check_buffers_fit,
     memory_budget_bytes,
+    prediction_buffer_bytes,
     window_bytes_per_pixel,
 )
 from spectraseg.predict.outputs import (
@@ -328,6 +330,25 @@ def predict_raster(
         class_names = info.class_names or tuple(
             f"class_{k + 1}"
             for k in range(_count_classes(model, stack.count, min(plan.window_px, 64), target))
+        )
+        check_buffers_fit(
+            prediction_buffer_bytes(
+                window_px=plan.window_px,
+                batch_size=min(predictor.batch_size, plan.num_windows),
+                channels=stack.count,
+                num_classes=len(class_names),
+                extent_width=plan.extent_width,
+            ),
+            where=str(stack.paths[0]) if stack.paths else stem,
+            settings=f"windows of {plan.window_px} px in batches of {predictor.batch_size}",
+        )
+        # Deflate shrinks probabilities about 2x and 0/1 masks 10x or more: a lower bound.
+        pixels = len(class_names) * height * width
+        itemsize = 4 if settings.dtype == "float32" else 1
+        check_free_space(
+            probs_path.parent,
+            pixels * itemsize // 2 + (pixels // 10 if settings.write_mask else 0),
+            what=f"the outputs of {stem}",
         )
         thresholds = info.thresholds or (0.5,) * len(class_names)
         if len(thresholds) != len(class_names):

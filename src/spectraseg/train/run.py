@@ -26,7 +26,7 @@ from spectraseg.data.catalog import load_dataset, select_classes
 from spectraseg.data.dataset import TrainingData, prepare_training_data
 from spectraseg.data.normalize import BandStats
 from spectraseg.data.scene import Scene
-from spectraseg.errors import CheckpointError, ConfigError, SpectrasegError
+from spectraseg.errors import CheckpointError, ConfigError
 from spectraseg.io.lock import folder_lock
 from spectraseg.models.registry import build_model
 from spectraseg.settings import Settings
@@ -168,9 +168,9 @@ def _train_locked(
                 progress=progress,
                 on_epoch_end=on_epoch_end,
             )
-    except (SpectrasegError, OSError):  # OSError: a full disk, a folder turned read-only
+    except BaseException:  # any failure before the first checkpoint leaves nothing to resume
         if not resume:
-            run.remove_unfinished()
+            run.remove_unfinished(resumable=config.model.name == "unet")
         raise
 
 

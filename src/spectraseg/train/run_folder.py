@@ -103,10 +103,14 @@ class RunFolder:
                     (self.path / name).unlink()
         self.path.mkdir(parents=True, exist_ok=True)
 
-    def remove_unfinished(self) -> None:
+    def remove_unfinished(self, *, resumable: bool = True) -> None:
         """Delete a run that failed before its first checkpoint: its files, then the folder
-        if nothing else is in it. A failed start thus leaves nothing that needs --overwrite."""
-        if self.last.exists() or self.best.exists():
+        if nothing else is in it. A failed start thus leaves nothing that needs --overwrite.
+
+        A run that cannot be resumed (`resumable=False`: a baseline trains in one go) is
+        deleted whatever it had written: a best.pt without the rest would look finished.
+        """
+        if resumable and (self.last.exists() or self.best.exists()):
             return
         for name in RUN_FILES:
             with contextlib.suppress(FileNotFoundError):

@@ -38,6 +38,13 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     print(f"grid: {summary['grid']}")
+    if summary["all_nodata"]:
+        print(
+            "valid pixels: none: every pixel is nodata (the nodata value, a mask or alpha band, "
+            "NaN), so there are no band statistics"
+        )
+        print("bands: " + ", ".join(band["name"] for band in summary["bands"]))
+        return 0
     print(f"valid pixels: {summary['valid_fraction']:.2%}")
     print(f"{'band':<16}{'min':>10}{'mean':>10}{'max':>10}")
     for band in summary["bands"]:
