@@ -27,6 +27,8 @@ from spectraseg.grid import Grid
 
 log = logging.getLogger(__name__)
 
+INCOMPLETE_MARKER = ".sample.incomplete"
+
 BAND_NAMES = ("coastal", "blue", "green", "red", "red_edge", "nir", "swir_1", "swir_2")
 
 # Surface reflectance per band (BAND_NAMES order): vegetation is bright in NIR, water dark in
@@ -340,16 +342,36 @@ def generate_sample(
         raise ConfigError(f"--scenes {scenes}: at least one scene is needed.")
     if layout == "dstl" and size % 8:
         raise ConfigError(f"--size {size}: the DSTL layout needs a multiple of 8 (A is 1/8 scale).")
+    from spectraseg.errors import OutputExistsError
+    from spectraseg.io.atomic import check_writable
+
     folder = Path(out_dir)
+    # The files of a sample are a set: a marker stands while they are written, so a run that
+    # failed half-way (a full disk, a kill) is finished by the next without --overwrite.
+    marker = folder / INCOMPLETE_MARKER
+    finishing = marker.exists()
+    if finishing:
+        log.warning("%s: finishing a sample that an earlier run left unfinished", folder)
+        overwrite = True
+    else:
+        check_writable(folder / "classes.yaml", overwrite=overwrite)
     generated = [generate_scene(seed, size, index) for index in range(scenes)]
     for scene in generated:
         log.info("%s: %s", scene.name, class_fractions_text(scene.class_ids))
-    if layout == "standard":
-        for scene in generated:
-            write_standard(scene, folder, overwrite=overwrite)
-    else:
-        write_dstl(generated, folder, overwrite=overwrite)
-    save_classes(CLASSES, folder / "classes.yaml", overwrite=overwrite)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    try:
+        if layout == "standard":
+            for scene in generated:
+                write_standard(scene, folder, overwrite=overwrite)
+        else:
+            write_dstl(generated, folder, overwrite=overwrite)
+        save_classes(CLASSES, folder / "classes.yaml", overwrite=overwrite)
+    except OutputExistsError:
+        if not finishing:  # another data set is here: leave it as it was
+            marker.unlink()
+        raise
+    marker.unlink()
     return folder
 
 

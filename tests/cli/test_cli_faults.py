@@ -661,3 +661,53 @@ def test_a_geopackage_without_its_spatial_index_is_not_written(
     assert main(["-q", "vectorize", str(probs), "--out", str(tmp_path / "out.gpkg")]) == 0
     with contextlib.closing(sqlite3.connect(tmp_path / "out.gpkg")) as db:
         assert db.execute('SELECT count(*) FROM "rtree_out_geom"').fetchone()[0] > 0
+
+
+def test_a_sample_cut_short_by_a_full_disk_is_finished_without_overwrite(
+    small_fs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["-q", "sample", str(small_fs / "sample"), "--scenes", "1", "--size", "32"]
+    assert main(args) == 2
+    assert "disk is full" in one_line(capsys)
+    assert not (small_fs / "sample" / "classes.yaml").exists()
+    (small_fs / "filler").unlink()  # space freed
+    assert main(args) == 0
+    assert (small_fs / "sample" / "classes.yaml").is_file()
+    assert not [p for p in (small_fs / "sample").iterdir() if p.name.startswith(".")]
+    assert main(args) == 2  # a finished sample is only replaced with --overwrite
+    assert "--overwrite" in one_line(capsys)
+
+
+def test_two_concurrent_predicts_into_one_folder_one_succeeds_the_other_exits_2(
+    sample: Path, model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first predict holds the folder (it waits inside its lock until told to go on)."""
+    out, go = tmp_path / "pred", tmp_path / "go"
+    args = ["-q", "predict", str(model), str(scene(sample)), "--out", str(out)]
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from spectraseg.cli.commands import predict\n"
+        "from spectraseg.cli.main import main\n"
+        "real = predict._predict\n"
+        "def held(args):\n"
+        "    print('locked', flush=True)\n"
+        "    while not Path(sys.argv[1]).exists():\n"
+        "        time.sleep(0.01)\n"
+        "    return real(args)\n"
+        "predict._predict = held\n"
+        "sys.exit(main(sys.argv[2:]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": SRC}
+    first = subprocess.Popen(
+        [sys.executable, "-c", code, str(go), *args], stdout=subprocess.PIPE, env=env
+    )
+    try:
+        assert first.stdout is not None and first.stdout.readline().strip() == b"locked"
+        assert main(args) == 2
+        line = one_line(capsys)
+        assert f"pid {first.pid}" in line and LOCK_NAME in line
+    finally:
+        go.touch()
+        assert first.wait(timeout=120) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["scene_000_mask.tif", "scene_000_probs.tif"]
