@@ -361,14 +361,6 @@ def load_dataset(
             resolution=resolution,
             coregister=coregister,
         )
-        if scenes and scene.num_bands != scenes[0].num_bands:
-            raise BandError(
-                f"{', '.join(str(p) for p in source.images)}: scene {scene.name} has "
-                f"{scene.num_bands} bands ({', '.join(scene.band_names)}) where scene "
-                f"{scenes[0].name} has {scenes[0].num_bands} ({', '.join(scenes[0].band_names)}). "
-                "Every training scene needs the same bands; fix or remove this scene, or set "
-                "data.bands to the bands they share."
-            )
         scenes.append(scene)
     if skipped:
         log.info(
@@ -382,8 +374,23 @@ def load_dataset(
             f"{root}: none of the {len(sources)} scenes has labels. Add labels/<scene>.geojson, "
             f"masks/<scene>.tif, labels.gpkg or (DSTL) {DSTL_WKT} rows for them."
         )
+    _check_band_counts(scenes, {source.name: source.images for source in sources})
     _warn_unused_classes(scenes, classes, root)
     return scenes, classes
+
+
+def _check_band_counts(scenes: Sequence[Scene], files: dict[str, tuple[Path, ...]]) -> None:
+    """Every scene must have the first one's number of bands; the odd one's files are named."""
+    first = scenes[0]
+    for scene in scenes[1:]:
+        if scene.num_bands != first.num_bands:
+            raise BandError(
+                f"{', '.join(str(p) for p in files[scene.name])}: scene {scene.name} has "
+                f"{scene.num_bands} bands ({', '.join(scene.band_names)}) where scene "
+                f"{first.name} has {first.num_bands} ({', '.join(first.band_names)}). "
+                "Every training scene needs the same bands; fix or remove this scene, or set "
+                "data.bands to the bands they share."
+            )
 
 
 def _warn_unused_classes(scenes: Sequence[Scene], classes: ClassList, root: Path) -> None:
