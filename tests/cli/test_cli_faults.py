@@ -711,3 +711,21 @@ def test_two_concurrent_predicts_into_one_folder_one_succeeds_the_other_exits_2(
         go.touch()
         assert first.wait(timeout=120) == 0
     assert sorted(p.name for p in out.iterdir()) == ["scene_000_mask.tif", "scene_000_probs.tif"]
+
+
+@pytest.mark.parametrize("verb", ["sample", "run"])
+def test_sample_and_run_into_a_locked_folder_exit_2_naming_the_holder(
+    verb: str, sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    config = tmp_path / "run.yaml"
+    config.write_text(f"run:\n  data: {sample}\n  out: {out}\n")
+    args = {
+        "sample": ["sample", str(out), "--scenes", "1", "--size", "32"],
+        "run": ["run", str(config)],
+    }[verb]
+    with lock_held_elsewhere(out) as holder:
+        capsys.readouterr()
+        assert main(["-q", *args]) == 2
+        assert f"pid {holder.pid}" in one_line(capsys)
+        assert [p.name for p in out.iterdir()] == [LOCK_NAME]

@@ -266,6 +266,27 @@ def test_dstl_unknown_class_types_are_an_error(tmp_path):
         read_dstl_labels(tmp_path / "wkt.csv", tmp_path / "sizes.csv", CLASSES)
 
 
+def test_dstl_rings_that_are_not_closed_are_repaired_with_one_warning(tmp_path):
+    unclosed = "MULTIPOLYGON (((0.001 -0.001, 0.004 -0.001, 0.004 -0.004)))"
+    two_points = "POLYGON ((0.002 -0.002, 0.003 -0.002))"
+    write_wkt_csv(tmp_path / "wkt.csv", [("img", 1, unclosed), ("img", 1, two_points)])
+    write_grid_sizes(tmp_path / "sizes.csv", {"img": (0.009, -0.009)})
+    table = read_dstl_labels(tmp_path / "wkt.csv", tmp_path / "sizes.csv", CLASSES)
+    with pytest.warns(SpectrasegWarning, match=r"2 invalid polygon\(s\) repaired"):
+        labels = table.for_image("img", Grid(None, Affine.identity(), 32, 32))
+    assert len(labels.geometries) == 1  # the two-point ring has no area left
+
+
+def test_dstl_polygons_that_cannot_be_built_are_named_by_row(tmp_path):
+    rows = [("img", 1, "POLYGON ((0.001 -0.001, 0.002 -0.001, 0.002 -0.002, 0.001 -0.001))")]
+    rows.append(("img", 2, "POLYGON ((0.001 -0.001))"))
+    write_wkt_csv(tmp_path / "wkt.csv", rows)
+    write_grid_sizes(tmp_path / "sizes.csv", {"img": (0.009, -0.009)})
+    table = read_dstl_labels(tmp_path / "wkt.csv", tmp_path / "sizes.csv", CLASSES)
+    with pytest.raises(LabelError, match=r"wkt.csv \(img\): polygon 1 of this image cannot be"):
+        table.for_image("img", Grid(None, Affine.identity(), 32, 32))
+
+
 # ------------------------------------------------------------------------------ masks
 
 

@@ -552,13 +552,8 @@ class DstlLabels:
         to_grid: Affine = grid.transform @ to_pixels
         where = f"{self.source} ({image_id})"
         class_types = [class_type for class_type, _ in self.rows[image_id]]
-        geometries = np.asarray(
-            [
-                transform_geometry(parse_wkt(text, where=where), to_grid)
-                for _, text in self.rows[image_id]
-            ],
-            dtype=object,
-        )
+        parsed, fixed = _parse_wkt_rows([text for _, text in self.rows[image_id]], where=where)
+        geometries = np.asarray([transform_geometry(g, to_grid) for g in parsed], dtype=object)
         labels = _build_labels(
             where,
             None,
@@ -567,8 +562,31 @@ class DstlLabels:
             np.arange(len(class_types)),
             self.classes,
             what="ClassType",
+            fixed=fixed,
         )
         return labels.on_grid(grid, scene=image_id)
+
+
+def _parse_wkt_rows(texts: Sequence[str], *, where: str) -> tuple[list[BaseGeometry], Array]:
+    """Geometries of WKT rows; rings GEOS refuses (not closed, too few points) are closed or
+    rebuilt and flagged, so `_repair` counts them; text that is not WKT names its row."""
+    geometries: list[BaseGeometry] = []
+    fixed = np.zeros(len(texts), dtype=bool)
+    for row, text in enumerate(texts):
+        try:
+            geometries.append(parse_wkt(text, where=where))
+            continue
+        except LabelError as error:
+            repaired = shapely.from_wkt(text, on_invalid="fix")
+            if repaired is None:
+                detail = str(error).removeprefix(f"{where}: ").rstrip(".")
+                raise LabelError(
+                    f"{where}: polygon {row} of this image cannot be read or repaired "
+                    f"({detail}). Fix or remove it."
+                ) from None
+        geometries.append(repaired)
+        fixed[row] = True
+    return geometries, fixed
 
 
 def read_dstl_labels(

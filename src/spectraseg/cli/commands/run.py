@@ -9,7 +9,9 @@ from typing import Any
 from rich.console import Console
 
 from spectraseg.cli.options import add_overrides, resolve_device
+from spectraseg.io.lock import folder_lock
 from spectraseg.pipeline.runner import run_pipeline
+from spectraseg.pipeline.settings import load_run_config
 from spectraseg.pipeline.stages import STAGE_KINDS
 
 
@@ -34,15 +36,19 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    results = run_pipeline(
-        args.config,
-        args.overrides,
-        from_stage=args.from_stage,
-        until_stage=args.until_stage,
-        overwrite=args.overwrite,
-        device=resolve_device(args.accelerator),
-        progress=not args.quiet,
-    )
+    out = load_run_config(args.config, args.overrides).run.out
+    assert out is not None  # load_run_config fills it in
+    # One run per run folder: a second `spectraseg run` would interleave manifest.json.
+    with folder_lock(out):
+        results = run_pipeline(
+            args.config,
+            args.overrides,
+            from_stage=args.from_stage,
+            until_stage=args.until_stage,
+            overwrite=args.overwrite,
+            device=resolve_device(args.accelerator),
+            progress=not args.quiet,
+        )
     console = Console(soft_wrap=True, stderr=False)
     for result in results:
         state = f"ran in {result.seconds:.1f} s" if result.ran else "up to date"

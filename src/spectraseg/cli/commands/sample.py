@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from spectraseg.io.lock import folder_lock
 from spectraseg.sample import generate_sample
 
 log = logging.getLogger(__name__)
@@ -29,14 +30,15 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    folder = generate_sample(
-        args.out_dir,
-        scenes=args.scenes,
-        size=args.size,
-        seed=args.seed,
-        layout=args.layout,
-        overwrite=args.overwrite,
-    )
+    with folder_lock(args.out_dir):
+        folder = generate_sample(
+            args.out_dir,
+            scenes=args.scenes,
+            size=args.size,
+            seed=args.seed,
+            layout=args.layout,
+            overwrite=args.overwrite,
+        )
     log.info(
         "wrote %d scenes of %d px (%s layout) to %s", args.scenes, args.size, args.layout, folder
     )
