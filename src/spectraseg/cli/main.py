@@ -186,6 +186,9 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     # GDAL's own ERROR lines repeat what the raised error says; -vv shows them.
     if verbose < 2:
         logging.getLogger("rasterio._env").setLevel(logging.CRITICAL)
+    # A log line that cannot be written (train.log on a full disk) must not print logging's
+    # traceback; the next output write fails too and says what happened in one line.
+    logging.raiseExceptions = False
     # Warnings about the user's input read as one log line each, not as Python warnings.
     warnings.simplefilter("default", SpectrasegWarning)
     warnings.showwarning = _log_warning
@@ -224,8 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return _user_error(
             args.command,
-            "out of memory for these settings; use a smaller --window or --batch, or fewer "
-            "inputs at once.",
+            "out of memory for these settings; use a smaller --window, --batch or --size, or "
+            "fewer inputs at once.",
         )
     except KeyboardInterrupt:
         print("spectraseg: interrupted; outputs written so far are complete.", file=sys.stderr)
