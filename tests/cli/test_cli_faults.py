@@ -729,3 +729,18 @@ def test_sample_and_run_into_a_locked_folder_exit_2_naming_the_holder(
         assert main(["-q", *args]) == 2
         assert f"pid {holder.pid}" in one_line(capsys)
         assert [p.name for p in out.iterdir()] == [LOCK_NAME]
+
+
+def test_a_killed_vectorize_leaves_a_staging_folder_the_next_one_removes(
+    sample: Path, model: Path, tmp_path: Path
+) -> None:
+    probs = _predicted(model, sample, tmp_path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
+                          capture_output=True, check=True).stdout.strip()  # fmt: skip
+    staging = tmp_path / f".out.gpkg.{dead}-0123abcd.partial"
+    staging.mkdir()
+    (staging / "out.gpkg").write_bytes(b"half a GeoPackage")
+    other = tmp_path / f".other.tif.{dead}-89abcdef.partial"  # another output's: not ours
+    other.write_bytes(b"half a raster")
+    assert main(["-q", "vectorize", str(probs), "--out", str(tmp_path / "out.gpkg")]) == 0
+    assert not staging.exists() and other.exists()

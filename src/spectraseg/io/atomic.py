@@ -77,16 +77,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_partials(folder: Path) -> list[Path]:
+def remove_stale_partials(folder: Path, *, name: str | None = None) -> list[Path]:
     """Delete the `.partial` files (or folders) of dead writers in `folder`; returns them.
 
-    Leftovers without a pid (older versions) count as dead: callers hold the folder's lock.
+    With `name`, only those of that output (what a writer of one file may clean up without
+    holding the folder's lock). Leftovers without a pid (older versions) count as dead.
     """
     removed: list[Path] = []
     with contextlib.suppress(OSError):
         for entry in folder.iterdir():
             match = _PARTIAL.match(entry.name)
-            if match is None:
+            if match is None or (name is not None and not entry.name.startswith(f".{name}.")):
                 continue
             pid = match.group("pid")
             if pid is not None and _alive(int(pid)):
@@ -118,6 +119,7 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise RasterError(f"{target.parent}: cannot create the output folder ({error}).") from None
+    remove_stale_partials(target.parent, name=target.name)  # a killed run's attempt at it
     temporary = temporary_sibling(target)
     try:
         yield temporary

@@ -27,7 +27,7 @@ from rasterio.windows import Window
 
 from spectraseg.errors import RasterError
 from spectraseg.grid import Grid
-from spectraseg.io.atomic import check_writable, temporary_sibling
+from spectraseg.io.atomic import check_writable, remove_stale_partials, temporary_sibling
 
 PathLike = str | os.PathLike[str]
 
@@ -97,6 +97,7 @@ class RasterWriter:
     def __enter__(self) -> RasterWriter:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_partials(self.path.parent, name=self.path.name)  # a killed run's
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 self._dataset = rasterio.open(self._temporary, "w", **self._profile)

@@ -33,7 +33,7 @@ from pyogrio.raw import write as ogr_write
 from rasterio.crs import CRS
 
 from spectraseg.errors import ConfigError, RasterError
-from spectraseg.io.atomic import check_writable, temporary_sibling
+from spectraseg.io.atomic import check_writable, remove_stale_partials, temporary_sibling
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ def _field_arrays(table: PolygonTable) -> tuple[list[str], list[np.ndarray]]:
 
 @contextlib.contextmanager
 def _staging_folder(target: Path) -> Iterator[Path]:
+    remove_stale_partials(target.parent, name=target.name)  # a killed run's staging folder
     folder = temporary_sibling(target)
     try:
         folder.mkdir(parents=True)
