@@ -713,8 +713,8 @@ def test_two_concurrent_predicts_into_one_folder_one_succeeds_the_other_exits_2(
     assert sorted(p.name for p in out.iterdir()) == ["scene_000_mask.tif", "scene_000_probs.tif"]
 
 
-@pytest.mark.parametrize("verb", ["sample", "run"])
-def test_sample_and_run_into_a_locked_folder_exit_2_naming_the_holder(
+@pytest.mark.parametrize("verb", ["sample", "run", "demo"])
+def test_sample_run_and_demo_into_a_locked_folder_exit_2_naming_the_holder(
     verb: str, sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
@@ -723,6 +723,7 @@ def test_sample_and_run_into_a_locked_folder_exit_2_naming_the_holder(
     args = {
         "sample": ["sample", str(out), "--scenes", "1", "--size", "32"],
         "run": ["run", str(config)],
+        "demo": ["demo", "--out", str(out)],
     }[verb]
     with lock_held_elsewhere(out) as holder:
         capsys.readouterr()

@@ -8,6 +8,7 @@ from typing import Any
 
 from spectraseg.cli.options import resolve_device
 from spectraseg.demo import DemoSettings, run_demo
+from spectraseg.io.lock import folder_lock
 
 
 def add_parser(subparsers: Any) -> None:
@@ -35,5 +36,8 @@ def run(args: argparse.Namespace) -> int:
     settings = DemoSettings(
         scenes=args.scenes, size=args.size, minutes=args.minutes, progress=not args.quiet
     )
-    run_demo(args.out, settings, overwrite=args.overwrite, device=resolve_device(args.accelerator))
+    with folder_lock(args.out):  # one demo per folder: it is a run folder too
+        run_demo(
+            args.out, settings, overwrite=args.overwrite, device=resolve_device(args.accelerator)
+        )
     return 0
