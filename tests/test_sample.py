@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from spectraseg.classes import load_classes
+from spectraseg.io.classes_file import load_classes
 from spectraseg.io.rasters import open_stack
 from spectraseg.sample import BAND_NAMES, class_fractions, generate_sample, generate_scene
 

@@ -13,16 +13,11 @@ the order of the list.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import ValidationError, field_validator, model_validator
 
-from spectraseg.errors import LabelError
-from spectraseg.io.atomic import write_text_atomic
+from spectraseg.errors import LabelError, did_you_mean
 from spectraseg.settings import Settings
 
 Colour = tuple[int, int, int]
@@ -108,25 +103,8 @@ class ClassList(Settings):
         return table
 
 
-def did_you_mean(word: str, choices: Sequence[str]) -> str:
-    """' (did you mean 'x'?)' for the closest choice, or a list of the choices."""
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    return f"; known: {', '.join(choices)}"
-
-
-def load_classes(path: str | Path) -> ClassList:
-    """Read and validate a classes.yaml."""
-    source = Path(path)
-    try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LabelError(
-            f"{source}: no such file. Write a classes.yaml next to the labels."
-        ) from None
-    except yaml.YAMLError as error:
-        raise LabelError(f"{source}: not valid YAML ({error}).") from None
+def classes_from_document(raw: Any, source: str) -> ClassList:
+    """Validate a parsed classes.yaml document (a mapping, or the bare list of classes)."""
     if isinstance(raw, list):
         raw = {"classes": raw}
     if not isinstance(raw, dict):
@@ -139,8 +117,8 @@ def load_classes(path: str | Path) -> ClassList:
         raise LabelError(f"{source}: {where}: {first['msg']}.") from None
 
 
-def save_classes(classes: ClassList, path: str | Path, *, overwrite: bool = True) -> None:
-    """Write a classes.yaml that `load_classes` reads back unchanged."""
+def classes_document(classes: ClassList) -> dict[str, Any]:
+    """The classes.yaml document that `classes_from_document` reads back unchanged."""
     document: dict[str, Any] = {
         "classes": [
             {
@@ -155,4 +133,4 @@ def save_classes(classes: ClassList, path: str | Path, *, overwrite: bool = True
     }
     if classes.ignore_value is not None:
         document["ignore_value"] = classes.ignore_value
-    write_text_atomic(path, yaml.safe_dump(document, sort_keys=False), overwrite=overwrite)
+    return document

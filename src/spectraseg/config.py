@@ -30,11 +30,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from spectraseg.classes import did_you_mean
 from spectraseg.data.augment import AugmentSettings
 from spectraseg.data.sampling import SamplingSettings
 from spectraseg.data.settings import DataSettings
-from spectraseg.errors import ConfigError
+from spectraseg.errors import ConfigError, did_you_mean
+from spectraseg.io.yaml_file import read_yaml
 from spectraseg.models.unet import UNetSettings
 from spectraseg.postprocess.chain import PostprocessSettings
 from spectraseg.predict.raster import PredictSettings
@@ -222,17 +222,7 @@ def _typed(raw: str, annotation: Any, source: str) -> Any:
 
 
 def _read_file(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file.") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read the config file ({error}).") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        reason = " ".join(str(error).split())
-        raise ConfigError(f"{path}: not valid YAML ({reason}).") from None
+    document = read_yaml(path, "config")
     return {} if document is None else document
 
 

@@ -7,6 +7,9 @@ callers can catch either (`except OSError` still catches an unreadable raster).
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
+
 
 class SpectrasegError(Exception):
     """A problem with the user's input, files or settings, not with spectraseg itself."""
@@ -50,3 +53,18 @@ class DataError(SpectrasegError, ValueError):
 
 class SpectrasegWarning(UserWarning):
     """A recoverable oddity in the input that the user should know about."""
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or a list of the choices.
+
+    The tail of every "unknown name" message, so they all read alike.
+
+    Example:
+        >>> did_you_mean("watr", ["building", "water"])
+        " (did you mean 'water'?)"
+    """
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f"; known: {', '.join(choices)}"

@@ -21,9 +21,10 @@ from affine import Affine
 from rasterio.crs import CRS
 from scipy import ndimage
 
-from spectraseg.classes import ClassList, ClassSpec, save_classes
+from spectraseg.classes import ClassList, ClassSpec
 from spectraseg.errors import ConfigError
 from spectraseg.grid import Grid
+from spectraseg.io.classes_file import save_classes
 
 log = logging.getLogger(__name__)
 

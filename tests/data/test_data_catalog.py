@@ -182,7 +182,7 @@ def test_a_folder_without_scenes_is_a_data_error(tmp_path):
 def test_a_folder_without_classes_yaml_is_a_label_error(standard, copy_of):
     folder = copy_of(standard)
     (folder / "classes.yaml").unlink()
-    with pytest.raises(LabelError, match=r"classes\.yaml: no such file"):
+    with pytest.raises(LabelError, match=r"classes\.yaml: no such classes file"):
         load_dataset(folder)
 
 

@@ -13,7 +13,7 @@ from spectraseg.classes import ClassList, ClassSpec
 from spectraseg.errors import LabelError, RasterError
 from spectraseg.grid import Grid
 from spectraseg.io.geotiff import write_raster
-from spectraseg.postprocess.prediction import PredictionRaster, scene_name
+from spectraseg.io.prediction_raster import PredictionRaster, scene_name
 
 Factory = Callable[..., Path]
 PIXELS = Grid(None, Affine.identity(), 4, 2)

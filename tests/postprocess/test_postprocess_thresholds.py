@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from spectraseg.errors import ConfigError
+from spectraseg.io.prediction_raster import thresholds_from_tag
+from spectraseg.models.head import apply_thresholds
 from spectraseg.postprocess.thresholds import (
-    apply_thresholds,
     load_thresholds,
     resolve_thresholds,
-    thresholds_from_tag,
 )
 
 NAMES = ("building", "water")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from spectraseg.models.head import binarize
 from spectraseg.train.metrics import (
     DEFAULT_THRESHOLDS,
     ClassCounts,
     ThresholdSweep,
-    binarize,
     mean_over_present,
 )
 

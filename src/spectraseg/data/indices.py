@@ -36,8 +36,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from spectraseg.classes import did_you_mean
-from spectraseg.errors import BandError, ConfigError
+from spectraseg.errors import BandError, ConfigError, did_you_mean
 from spectraseg.settings import Settings
 
 Array = np.ndarray

@@ -29,19 +29,18 @@ import numpy as np
 import shapely
 from rasterio.warp import transform_bounds
 
-from spectraseg.classes import ClassList, ClassSpec, did_you_mean
+from spectraseg.classes import ClassList, ClassSpec
 from spectraseg.data.rasterize import rasterize_classes, rasterize_geometries
-from spectraseg.errors import DataError, LabelError, RasterError
+from spectraseg.errors import DataError, LabelError, RasterError, did_you_mean
 from spectraseg.grid import Grid
 from spectraseg.io.labels import VectorLabels, is_vector_file, read_vector_labels
 from spectraseg.io.masks import read_mask
-from spectraseg.io.rasters import open_dataset
-from spectraseg.postprocess.prediction import scene_name
+from spectraseg.io.prediction_raster import scene_name
+from spectraseg.io.rasters import RASTER_SUFFIXES, open_dataset
 
 log = logging.getLogger(__name__)
 
 CLASSES_FILE = "classes.yaml"
-RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".png", ".jp2", ".img")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spectraseg.classes import ClassList, load_classes
+from spectraseg.classes import ClassList
 from spectraseg.errors import LabelError
 from spectraseg.evaluate.matching import (
     ScenePair,
@@ -27,13 +27,14 @@ from spectraseg.evaluate.matching import (
     pair_scenes,
 )
 from spectraseg.evaluate.scores import Evaluation, SceneScores, score_scene
+from spectraseg.io.classes_file import load_classes
 from spectraseg.io.labels import VectorLabels, is_vector_file, read_vector_labels
+from spectraseg.io.prediction_raster import PredictionRaster
 from spectraseg.postprocess.chain import (
     PostprocessSettings,
     postprocess_window,
     resolve_postprocess,
 )
-from spectraseg.postprocess.prediction import PredictionRaster
 from spectraseg.postprocess.vectorize import BACKGROUND_NAMES
 
 log = logging.getLogger(__name__)

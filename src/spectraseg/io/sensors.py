@@ -154,8 +154,7 @@ DSTL_FILES: dict[str, tuple[str, ...]] = {
 
 
 def get_sensor(name: str) -> SensorPreset:
-    from spectraseg.classes import did_you_mean
-    from spectraseg.errors import ConfigError
+    from spectraseg.errors import ConfigError, did_you_mean
 
     if name not in SENSORS:
         raise ConfigError(f"unknown sensor preset {name!r}{did_you_mean(name, list(SENSORS))}")

@@ -12,8 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from spectraseg.classes import did_you_mean
-from spectraseg.errors import ConfigError
+from spectraseg.errors import ConfigError, did_you_mean
 from spectraseg.models.unet import UNet, UNetSettings
 from spectraseg.settings import Settings
 

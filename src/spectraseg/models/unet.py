@@ -16,11 +16,11 @@ from torch import nn
 
 from spectraseg.errors import ConfigError
 from spectraseg.models.blocks import Activation, ConvBlock, ConvOptions, UpBlock, Upsampling
+from spectraseg.models.head import Head
 from spectraseg.models.init import Initializer, init_weights
 from spectraseg.settings import Settings
 
 __all__ = [
-    "Head",
     "UNet",
     "UNetSettings",
     "forward_flops_per_pixel",
@@ -29,8 +29,6 @@ __all__ = [
     "nearest_valid_size",
     "probabilities",
 ]
-
-Head = Literal["sigmoid", "softmax"]
 
 
 class UNetSettings(Settings):

@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from spectraseg.classes import load_classes, save_classes
 from spectraseg.config import Config
 from spectraseg.data.catalog import CLASSES_FILE, SceneSource, find_scenes
 from spectraseg.errors import ConfigError, DataError
 from spectraseg.io.atomic import write_text_atomic
+from spectraseg.io.classes_file import load_classes, save_classes
 from spectraseg.pipeline.settings import model_config
 
 __all__ = ["STAGE_KINDS", "RunContext", "Stage", "plan_stages", "scores_path"]

@@ -18,14 +18,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from spectraseg.classes import did_you_mean
-from spectraseg.errors import ConfigError
+from spectraseg.errors import ConfigError, did_you_mean
 from spectraseg.grid import Grid
+from spectraseg.models.head import Head, class_masks
 from spectraseg.postprocess.morphology import (
     MorphologySettings,
     PixelMorphology,
@@ -42,11 +42,10 @@ from spectraseg.postprocess.rules import (
     resolve_rules,
     rules_halo_px,
 )
-from spectraseg.postprocess.thresholds import AUTO, apply_thresholds, resolve_thresholds
+from spectraseg.postprocess.thresholds import AUTO, resolve_thresholds
 from spectraseg.settings import Settings
 
 ALL_CLASSES = "all"
-Head = Literal["sigmoid", "softmax"]
 
 
 class PostprocessSettings(Settings):
@@ -139,11 +138,7 @@ def postprocess_window(
     if mask is None:
         if probs is None:
             raise ValueError("postprocess_window needs probs or mask")
-        binary = (
-            most_probable(probs)
-            if plan.head == "softmax"
-            else apply_thresholds(probs, plan.thresholds)
-        )
+        binary = class_masks(probs, plan.thresholds, plan.head)
     else:
         binary = mask.astype(bool, copy=True)
     if binary.shape[0] != len(plan.class_names):
@@ -156,19 +151,6 @@ def postprocess_window(
         for k, settings in enumerate(plan.morphology):
             binary[k] = remove_small_objects(binary[k], settings.min_area_px)
     return binary
-
-
-def most_probable(probs: np.ndarray) -> np.ndarray:
-    """(K, h, w) bool one-hot of the most probable class; nothing where a probability is NaN.
-
-    Example:
-        >>> most_probable(np.array([[[0.2, np.nan]], [[0.8, 0.5]]])).astype(int).tolist()
-        [[[0, 0]], [[1, 0]]]
-    """
-    best = np.argmax(np.nan_to_num(probs, nan=-1.0), axis=0)
-    valid = ~np.isnan(probs).any(axis=0)
-    classes = np.arange(probs.shape[0]).reshape(-1, 1, 1)
-    return np.asarray((best[None] == classes) & valid[None])
 
 
 def postprocess_masks(

@@ -32,8 +32,7 @@ import numpy as np
 from pydantic import ValidationError, field_validator, model_validator
 from scipy import ndimage
 
-from spectraseg.classes import did_you_mean
-from spectraseg.errors import ConfigError
+from spectraseg.errors import ConfigError, did_you_mean
 from spectraseg.grid import Grid
 from spectraseg.postprocess.units import metres_to_pixels
 from spectraseg.settings import Settings

@@ -6,14 +6,14 @@ checkpoint, which `spectraseg predict` copies into the probability raster's
 class by class; classes it does not name keep their `auto` threshold. Without any tuned value
 0.5 is used, and the log says so.
 
-A pixel is in a class when `probability >= threshold` (the rule training used to tune them,
-`spectraseg.train.metrics.binarize`), except that a threshold of 1 selects nothing: so 0 selects
-every valid pixel and 1 none, whatever the probabilities. Invalid (NaN) pixels are never selected.
+A pixel is in a class when `probability >= threshold` (the rule training used to tune them), except
+that a threshold of 1 selects nothing: so 0 selects every valid pixel and 1 none, whatever the
+probabilities. Invalid (NaN) pixels are never selected. The rule itself lives in
+`spectraseg.models.head`; this module only decides which thresholds apply.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -22,17 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from spectraseg.classes import did_you_mean
-from spectraseg.errors import ConfigError
-from spectraseg.train.metrics import binarize
+from spectraseg.errors import ConfigError, did_you_mean
+from spectraseg.io.yaml_file import read_yaml
 
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
 DEFAULT_THRESHOLD = 0.5
-THRESHOLDS_TAG = "SPECTRASEG_THRESHOLDS"
 
 
 def _check_value(value: Any, where: str) -> float:
@@ -65,13 +62,7 @@ def load_thresholds(path: str | os.PathLike[str], class_names: Sequence[str]) ->
     The pairs may sit at the top level or under a `thresholds:` key.
     """
     source = Path(path)
-    try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: no such thresholds file.") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        detail = str(error).split("\n")[0]
-        raise ConfigError(f"{source}: not a YAML or JSON file ({detail}).") from None
+    raw = read_yaml(source, "thresholds")
     if isinstance(raw, dict) and isinstance(raw.get("thresholds"), dict):
         raw = raw["thresholds"]
     if not isinstance(raw, dict) or not raw:
@@ -79,25 +70,6 @@ def load_thresholds(path: str | os.PathLike[str], class_names: Sequence[str]) ->
             f"{source}: expected a mapping of class name to threshold, e.g. 'building: 0.4'."
         )
     return check_thresholds(raw, class_names, where=str(source))
-
-
-def thresholds_from_tag(text: str | None, num_classes: int, *, where: str) -> list[float] | None:
-    """The thresholds a prediction raster carries in its SPECTRASEG_THRESHOLDS tag, if any."""
-    if not text:
-        return None
-    try:
-        values = json.loads(text)
-    except json.JSONDecodeError:
-        raise ConfigError(
-            f"{where}: tag {THRESHOLDS_TAG} is not a JSON list ({text[:40]!r}); "
-            "pass --thresholds FILE."
-        ) from None
-    if not isinstance(values, list) or len(values) != num_classes:
-        raise ConfigError(
-            f"{where}: tag {THRESHOLDS_TAG} holds {text[:40]!r}, not a list of {num_classes} "
-            "thresholds; pass --thresholds FILE."
-        )
-    return [_check_value(value, f"{where}: {THRESHOLDS_TAG}") for value in values]
 
 
 def resolve_thresholds(
@@ -133,17 +105,3 @@ def resolve_thresholds(
     for name, value in overrides.items():
         base[list(class_names).index(name)] = value
     return base
-
-
-def apply_thresholds(probs: np.ndarray, thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
-    """(K, H, W) bool masks: `probs >= threshold`, nothing at threshold 1, never NaN pixels.
-
-    Example:
-        >>> probs = np.array([[[0.0, 0.5, 1.0]], [[0.0, 0.5, 1.0]]], dtype=np.float32)
-        >>> apply_thresholds(probs, [0.0, 1.0]).astype(int).tolist()
-        [[[1, 1, 1]], [[0, 0, 0]]]
-    """
-    values = np.asarray(thresholds, dtype=np.float64)
-    mask = binarize(probs, values)
-    mask &= (values < 1.0).reshape(-1, *([1] * (probs.ndim - 1)))
-    return mask

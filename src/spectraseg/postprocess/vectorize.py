@@ -26,6 +26,7 @@ from spectraseg.errors import ConfigError, LabelError
 from spectraseg.grid import Grid
 from spectraseg.io.atomic import check_writable
 from spectraseg.io.dstl import read_grid_sizes, write_wkt_csv
+from spectraseg.io.prediction_raster import PredictionRaster, scene_name
 from spectraseg.io.vectors import PolygonTable, vector_driver, write_vectors
 from spectraseg.postprocess.chain import (
     PostprocessSettings,
@@ -34,7 +35,6 @@ from spectraseg.postprocess.chain import (
 )
 from spectraseg.postprocess.placement import TableBuilder, dstl_class_geometries
 from spectraseg.postprocess.polygons import VectorObject, iter_object_batches
-from spectraseg.postprocess.prediction import PredictionRaster, scene_name
 from spectraseg.postprocess.thresholds import AUTO
 from spectraseg.postprocess.units import WGS84
 

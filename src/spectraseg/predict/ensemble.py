@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from pydantic import Field, ValidationError
 
 from spectraseg.errors import CheckpointError, ConfigError
+from spectraseg.io.yaml_file import read_yaml
 from spectraseg.models.unet import UNetSettings
 from spectraseg.predict.choices import ModelFacts
 from spectraseg.predict.compiled import compile_model
@@ -135,13 +135,7 @@ def load_model(path: str | os.PathLike[str], device: torch.device) -> LoadedMode
 
 
 def _read_settings(source: Path) -> EnsembleSettings:
-    try:
-        raw: Any = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: no such ensemble file.") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        detail = str(error).split("\n")[0]
-        raise ConfigError(f"{source}: not valid YAML ({detail}).") from None
+    raw: Any = read_yaml(source, "ensemble")
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected 'members: [{{path, weight}}, ...]'.")
     try:

@@ -14,17 +14,16 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from rasterio.windows import Window
 
 from spectraseg.errors import BandError, SpectrasegWarning
 from spectraseg.io.rasters import RasterStack, open_stack
+from spectraseg.models.head import Head
 from spectraseg.predict.tiling import WindowPlan, reflect_indices
 
 __all__ = [
-    "Head",
     "InputWindow",
     "ModelInfo",
     "check_band_count",
@@ -36,7 +35,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
-Head = Literal["sigmoid", "softmax"]
 
 # Input columns read at once: large enough that reads are few, small enough that the input in
 # memory stays small however wide the raster (20 bands x 256 rows x 2048 columns = 42 MB).

@@ -26,6 +26,7 @@ import torch
 
 from spectraseg.data.augment import tta_transforms
 from spectraseg.io.atomic import check_free_space, check_writable
+from spectraseg.io.prediction_raster import mask_writer, output_paths, probabilities_writer
 from spectraseg.io.rasters import RasterStack
 from spectraseg.predict.blending import RowBandAccumulator, window_2d
 from spectraseg.predict.choices import (
@@ -50,13 +51,7 @@ from spectraseg.predict.memory import (
     prediction_buffer_bytes,
     window_bytes_per_pixel,
 )
-from spectraseg.predict.outputs import (
-    BlockRowSink,
-    PredictionOutputs,
-    mask_writer,
-    output_paths,
-    probabilities_writer,
-)
+from spectraseg.predict.outputs import BlockRowSink, PredictionOutputs
 from spectraseg.predict.settings import CPU_BATCH_PIXELS, GPU_FIRST_BATCH, PredictSettings
 from spectraseg.predict.tiling import WindowPlan, plan_windows, reflect_indices
 from spectraseg.predict.tta import Model, predict_with_tta

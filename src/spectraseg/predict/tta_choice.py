@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from spectraseg.data.augment import D4, tta_transforms
+from spectraseg.models.head import binarize
 from spectraseg.predict.tta import Model
-from spectraseg.train.metrics import ClassCounts, binarize
+from spectraseg.train.metrics import ClassCounts
 
 __all__ = ["TTA_COUNTS", "TTA_TOLERANCE", "choose_tta", "measure_tta_jaccard"]
 

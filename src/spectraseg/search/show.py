@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from spectraseg.classes import did_you_mean
-from spectraseg.errors import ConfigError
+from spectraseg.errors import ConfigError, did_you_mean
 from spectraseg.io.atomic import atomic_path, write_text_atomic
 from spectraseg.search.storage import JOURNAL_FILE, open_storage, study_names
 

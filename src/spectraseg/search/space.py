@@ -29,9 +29,9 @@ import optuna
 import yaml
 from pydantic import Field, ValidationError
 
-from spectraseg.classes import did_you_mean
 from spectraseg.config import Config
-from spectraseg.errors import ConfigError
+from spectraseg.errors import ConfigError, did_you_mean
+from spectraseg.io.yaml_file import read_yaml
 from spectraseg.settings import Settings
 
 __all__ = ["Parameter", "SearchSpace", "config_keys", "load_space", "parse_space"]
@@ -329,11 +329,5 @@ def load_space(path: str | os.PathLike[str], base: Config | None = None) -> Sear
         ConfigError: one line naming the file, the parameter and what is wrong.
     """
     source = Path(path)
-    try:
-        document = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: no such search-space file.") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        reason = " ".join(str(error).split())
-        raise ConfigError(f"{source}: cannot read the search space ({reason}).") from None
+    document = read_yaml(source, "search-space")
     return parse_space(document, str(source), base)

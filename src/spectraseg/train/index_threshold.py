@@ -28,8 +28,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from spectraseg.classes import did_you_mean
-from spectraseg.errors import CheckpointError, ConfigError
+from spectraseg.errors import CheckpointError, ConfigError, did_you_mean
 from spectraseg.settings import Settings
 from spectraseg.train.forest import sample_pixels
 from spectraseg.train.metrics import ClassCounts

@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as functional
 from pydantic import Field, field_validator
 
-from spectraseg.classes import did_you_mean
-from spectraseg.errors import ConfigError
+from spectraseg.errors import ConfigError, did_you_mean
 from spectraseg.settings import Settings
 
 __all__ = ["LOSS_TERMS", "LossSettings", "SegmentationLoss", "build_loss"]

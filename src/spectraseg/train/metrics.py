@@ -5,7 +5,8 @@ per-batch scores: a batch in which a rare class is absent would otherwise count 
 undefined) score and bias the mean. Everything here is numpy; callers convert tensors first.
 
 A pixel is predicted in a class when its probability is at least the class threshold
-(`probs >= threshold`, see `binarize`), so threshold 0 selects every pixel and 1 only certain ones.
+(`probs >= threshold`, see `spectraseg.models.head.binarize`), so threshold 0 selects every
+pixel and 1 only certain ones.
 """
 
 from __future__ import annotations
@@ -16,42 +17,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from spectraseg.errors import ConfigError
+from spectraseg.models.head import thresholds_in_dtype
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "ClassCounts",
     "RatesFromCounts",
     "ThresholdSweep",
-    "binarize",
     "mean_over_present",
 ]
 
 # 0.05 to 0.95 in steps of 0.05: fine enough for Jaccard, whose optimum is flat near its peak.
 DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(round(0.05 * step, 2) for step in range(1, 20))
-
-
-def binarize(probs: np.ndarray, thresholds: float | Sequence[float] | np.ndarray) -> np.ndarray:
-    """Bool masks `probs >= threshold`, with one threshold for all classes or one per class.
-
-    Args:
-        probs: (K, H, W) or (N, K, H, W) probabilities.
-        thresholds: a scalar or (K,) per-class thresholds.
-
-    Example:
-        >>> binarize(np.array([[[0.2, 0.5]], [[0.2, 0.5]]]), [0.5, 0.1]).astype(int).tolist()
-        [[[0, 1]], [[1, 1]]]
-    """
-    values = np.asarray(thresholds, dtype=np.float64)
-    if values.ndim == 0:
-        return np.asarray(probs >= _as_dtype(values, probs.dtype))
-    class_axis = probs.ndim - 3
-    if values.shape != (probs.shape[class_axis],):
-        raise ValueError(
-            f"{values.size} thresholds for {probs.shape[class_axis]} classes in probs {probs.shape}"
-        )
-    shape = [1] * probs.ndim
-    shape[class_axis] = values.size
-    return np.asarray(probs >= _as_dtype(values, probs.dtype).reshape(shape))
 
 
 def mean_over_present(values: np.ndarray) -> float:
@@ -224,7 +201,9 @@ class ThresholdSweep:
         if not np.issubdtype(probs_4d.dtype, np.floating):
             probs_4d = probs_4d.astype(np.float32)
         # Compare in the probabilities' own precision, exactly as `binarize` does.
-        passed = np.searchsorted(_as_dtype(self.thresholds, probs_4d.dtype), probs_4d, side="right")
+        passed = np.searchsorted(
+            thresholds_in_dtype(self.thresholds, probs_4d.dtype), probs_4d, side="right"
+        )
         bins = self.thresholds.size + 1
         class_index = np.arange(self.num_classes, dtype=np.int64).reshape(1, -1, 1, 1)
         codes = (class_index * 2 + truth_4d.astype(bool)) * bins + passed
@@ -309,10 +288,3 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     result = np.full(np.shape(numerator), np.nan)
     np.divide(numerator, denominator, out=result, where=denominator > 0)
     return result
-
-
-def _as_dtype(values: np.ndarray, dtype: np.dtype[np.generic]) -> np.ndarray:
-    """Thresholds in the probabilities' float type, so 0.05 compares equal to float32(0.05)."""
-    if np.issubdtype(dtype, np.floating):
-        return values.astype(dtype)
-    return values

@@ -15,10 +15,10 @@ from spectraseg.cli.options import add_out_dir, resolve_device
 from spectraseg.errors import ConfigError
 from spectraseg.io.atomic import check_writable
 from spectraseg.io.lock import folder_lock
+from spectraseg.io.prediction_raster import output_paths
 from spectraseg.predict.choices import PredictRequest
 from spectraseg.predict.ensemble import load_model
 from spectraseg.predict.inputs import input_stem
-from spectraseg.predict.outputs import output_paths
 from spectraseg.predict.raster import PredictSettings, predict_raster
 from spectraseg.predict.tiling import TilingSettings
 

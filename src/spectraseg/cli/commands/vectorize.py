@@ -7,13 +7,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from spectraseg.classes import load_classes
 from spectraseg.cli.options import add_config_options
 from spectraseg.config import load_config
 from spectraseg.errors import ConfigError
+from spectraseg.io.classes_file import load_classes
+from spectraseg.io.yaml_file import read_yaml
 from spectraseg.postprocess.chain import PostprocessSettings
 from spectraseg.postprocess.rules import parse_rules
 from spectraseg.postprocess.vectorize import vectorize
@@ -93,13 +93,7 @@ def parse_tolerance(text: str) -> dict[str, float]:
 
 def read_rules_file(path: Path) -> list[Any]:
     """Rules from a YAML file: a list, or a mapping with `rules:` (or `postprocess.rules`)."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such rules file.") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        detail = str(error).split("\n")[0]
-        raise ConfigError(f"{path}: not a YAML file ({detail}).") from None
+    raw = read_yaml(path, "rules")
     if isinstance(raw, dict):
         raw = raw.get("postprocess", raw)
         raw = raw.get("rules") if isinstance(raw, dict) else raw

@@ -1,23 +1,30 @@
-"""`PredictionRaster`: what `spectraseg predict` wrote, read back row by row.
+"""The prediction-raster format: what `spectraseg predict` writes and everything else reads.
 
-`<stem>_probs.tif` holds one band per class (float32 with NaN nodata, or uint8 holding
-round(254 p) with 255 nodata, tag SPECTRASEG_PROBABILITY_SCALE); `<stem>_mask.tif` holds one
-0/1 band per class (multi-label) or one band of class positions 0..K-1 (multi-class), 255
-nodata. Tags: SPECTRASEG_KIND (probabilities | mask), SPECTRASEG_CLASSES and
-SPECTRASEG_THRESHOLDS (JSON lists), SPECTRASEG_HEAD (sigmoid | softmax).
+The one module that knows the format (tags, probability encoding, mask encoding), so writer and
+reader cannot drift apart:
+- `<stem>_probs.tif`: one band per class, described by the class name. float32 with NaN as
+  nodata, or uint8 holding round(254 x p) with 255 as nodata (tag
+  SPECTRASEG_PROBABILITY_SCALE=254).
+- `<stem>_mask.tif`: multi-label (sigmoid head): one 0/1 band per class; multi-class (softmax
+  head): one band of class positions 0..K-1. 255 is nodata.
+Both carry SPECTRASEG_KIND (probabilities | mask), SPECTRASEG_CLASSES and
+SPECTRASEG_THRESHOLDS (JSON lists) and SPECTRASEG_HEAD (sigmoid | softmax) tags.
 
-Class names come from the SPECTRASEG_CLASSES tag, else the band descriptions, else the
-`classes` given by the caller (`--classes`); a raster with none of them is an error that says
-so. Rasters from elsewhere (no tags) work too: the kind then follows the `_probs`/`_mask` name
-or the data type (floats are probabilities, integers masks); a single band with several classes
-given holds their classes.yaml ids (0 background), nodata only where the raster declares one.
+Reading back: class names come from the SPECTRASEG_CLASSES tag, else the band descriptions,
+else the `classes` given by the caller (`--classes`); a raster with none of them is an error
+that says so. Rasters from elsewhere (no tags) work too: the kind then follows the
+`_probs`/`_mask` name or the data type (floats are probabilities, integers masks); a single band
+with several classes given holds their classes.yaml ids (0 background), nodata only where the
+raster declares one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,21 +34,164 @@ import numpy as np
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from spectraseg.classes import ClassList, did_you_mean
-from spectraseg.errors import LabelError, RasterError
+from spectraseg.classes import ClassList
+from spectraseg.errors import ConfigError, LabelError, RasterError, did_you_mean
 from spectraseg.grid import Grid
+from spectraseg.io.geotiff import RasterWriter
 from spectraseg.io.rasters import grid_of, open_dataset
-from spectraseg.postprocess.thresholds import THRESHOLDS_TAG, thresholds_from_tag
+from spectraseg.models.head import Head
 
 log = logging.getLogger(__name__)
 
+PathLike = str | os.PathLike[str]
 Kind = Literal["probabilities", "mask"]
 KIND_TAG = "SPECTRASEG_KIND"
 CLASSES_TAG = "SPECTRASEG_CLASSES"
+THRESHOLDS_TAG = "SPECTRASEG_THRESHOLDS"
 HEAD_TAG = "SPECTRASEG_HEAD"
 SCALE_TAG = "SPECTRASEG_PROBABILITY_SCALE"
-DEFAULT_UINT8_SCALE = 254.0
+MASK_NODATA = 255
+PROBABILITY_SCALE = 254  # uint8 probabilities: round(254 p), so that 255 stays free for nodata
+DEFAULT_UINT8_SCALE = float(PROBABILITY_SCALE)
 PREDICTION_SUFFIXES = ("_probs", "_mask")
+
+
+def output_paths(output: PathLike, stem: str) -> tuple[Path, Path]:
+    """(probabilities, mask) paths for input `stem` in folder `output`."""
+    folder = Path(output)
+    return folder / f"{stem}_probs.tif", folder / f"{stem}_mask.tif"
+
+
+def encode_probabilities(probs: np.ndarray, dtype: str) -> np.ndarray:
+    """Probabilities (K, h, w) with NaN nodata as stored: float32, or uint8 254 x p / 255.
+
+    Example:
+        >>> encode_probabilities(np.array([[[0.0, 0.5, 1.0, np.nan]]]), "uint8").tolist()
+        [[[0, 127, 254, 255]]]
+    """
+    if dtype == "float32":
+        stored: np.ndarray = probs.astype(np.float32, copy=False)
+        return stored
+    scaled: np.ndarray = np.rint(np.nan_to_num(probs, nan=0.0) * PROBABILITY_SCALE).astype(np.uint8)
+    scaled[np.isnan(probs)] = MASK_NODATA
+    return scaled
+
+
+def encode_mask(masks: np.ndarray, invalid: np.ndarray, head: Head) -> np.ndarray:
+    """The mask raster's content for class masks (K, h, w) bool, 255 where `invalid` (h, w).
+
+    Sigmoid heads: (K, h, w) 0/1, one band per class. Softmax heads: (1, h, w) the position of
+    the class each pixel is in (the masks of a softmax head are one-hot).
+
+    Example:
+        >>> masks = np.array([[[False, True, False]], [[True, False, False]]])
+        >>> invalid = np.array([[False, False, True]])
+        >>> encode_mask(masks, invalid, "sigmoid").tolist()
+        [[[0, 1, 255]], [[1, 0, 255]]]
+        >>> encode_mask(masks, invalid, "softmax").tolist()
+        [[[1, 0, 255]]]
+    """
+    if head == "softmax":
+        ids: np.ndarray = np.argmax(masks, axis=0).astype(np.uint8)[None]
+    else:
+        ids = masks.astype(np.uint8)
+    ids[:, invalid] = MASK_NODATA
+    return ids
+
+
+def output_tags(
+    kind: Kind, class_names: Sequence[str], thresholds: Sequence[float], head: Head
+) -> dict[str, str]:
+    """The tags both prediction rasters carry."""
+    return {
+        KIND_TAG: kind,
+        CLASSES_TAG: json.dumps(list(class_names)),
+        THRESHOLDS_TAG: json.dumps([float(t) for t in thresholds]),
+        HEAD_TAG: head,
+    }
+
+
+def probabilities_writer(
+    path: Path,
+    grid: Grid,
+    class_names: Sequence[str],
+    thresholds: Sequence[float],
+    *,
+    head: Head,
+    dtype: Literal["float32", "uint8"],
+    cog: bool,
+    overwrite: bool,
+) -> RasterWriter:
+    """The writer of `<stem>_probs.tif`: one band per class, float32 or uint8 254 x p."""
+    tags = output_tags("probabilities", class_names, thresholds, head)
+    if dtype == "uint8":
+        tags[SCALE_TAG] = str(PROBABILITY_SCALE)
+    return RasterWriter(
+        path,
+        grid,
+        len(class_names),
+        dtype,
+        band_names=class_names,
+        nodata=float("nan") if dtype == "float32" else MASK_NODATA,
+        tags=tags,
+        overwrite=overwrite,
+        cog=cog,
+    )
+
+
+def mask_writer(
+    path: Path,
+    grid: Grid,
+    class_names: Sequence[str],
+    thresholds: Sequence[float],
+    *,
+    head: Head,
+    cog: bool,
+    overwrite: bool,
+) -> RasterWriter:
+    """The writer of `<stem>_mask.tif`: a 0/1 band per class (sigmoid) or class positions."""
+    multi_label = head == "sigmoid"
+    return RasterWriter(
+        path,
+        grid,
+        len(class_names) if multi_label else 1,
+        "uint8",
+        band_names=class_names if multi_label else ("class",),
+        nodata=MASK_NODATA,
+        tags=output_tags("mask", class_names, thresholds, head),
+        overwrite=overwrite,
+        cog=cog,
+        overview_resampling="nearest",
+    )
+
+
+def thresholds_from_tag(text: str | None, num_classes: int, *, where: str) -> list[float] | None:
+    """The thresholds a prediction raster carries in its SPECTRASEG_THRESHOLDS tag, if any."""
+    if not text:
+        return None
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError:
+        raise ConfigError(
+            f"{where}: tag {THRESHOLDS_TAG} is not a JSON list ({text[:40]!r}); "
+            "pass --thresholds FILE."
+        ) from None
+    if not isinstance(values, list) or len(values) != num_classes:
+        raise ConfigError(
+            f"{where}: tag {THRESHOLDS_TAG} holds {text[:40]!r}, not a list of {num_classes} "
+            "thresholds; pass --thresholds FILE."
+        )
+    return [_threshold(value, f"{where}: {THRESHOLDS_TAG}") for value in values]
+
+
+def _threshold(value: object, where: str) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: threshold {value!r} is not a number.") from None
+    if not (math.isfinite(number) and 0.0 <= number <= 1.0):
+        raise ConfigError(f"{where}: threshold {number:g} is not between 0 and 1.")
+    return number
 
 
 def scene_name(path: str | os.PathLike[str]) -> str:
@@ -111,7 +261,7 @@ class PredictionInfo:
     class_names: tuple[str, ...]
     class_ids: tuple[int, ...]  # from classes.yaml when given, else 1..K
     grid: Grid
-    head: Literal["sigmoid", "softmax"]
+    head: Head
     tuned_thresholds: tuple[float, ...] | None
     class_band: bool  # one band holding a value per class instead of one band per class
     band_values: tuple[int, ...]  # in a class band: each class's value (0 = none of them)
@@ -176,7 +326,7 @@ class PredictionRaster:
                     )
             ids = tuple(classes.classes[classes.index_of(name)].id for name in names)
         head_text = tags.get(HEAD_TAG, "softmax" if class_band else "sigmoid")
-        head: Literal["sigmoid", "softmax"] = "softmax" if head_text == "softmax" else "sigmoid"
+        head: Head = "softmax" if head_text == "softmax" else "sigmoid"
         tuned = thresholds_from_tag(tags.get(THRESHOLDS_TAG), len(names), where=where)
         return PredictionInfo(
             path=self.path,
