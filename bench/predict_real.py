@@ -73,8 +73,8 @@ def generate_s2_raster(run: Path, size: int) -> Path:
 
     from spectraseg.grid import Grid
     from spectraseg.io.geotiff import write_raster
-    from spectraseg.predict.ensemble import load_model
     from spectraseg.predict.inputs import open_input
+    from spectraseg.predict.load_model import load_model
 
     path = WORK / f"s2_{size}x{size}.tif"
     if path.exists():
@@ -101,7 +101,7 @@ def predict_case(run: Path, raster: Path, which: str) -> dict[str, float]:
     import torch
 
     from spectraseg.predict.choices import PredictRequest
-    from spectraseg.predict.ensemble import load_model
+    from spectraseg.predict.load_model import load_model
     from spectraseg.predict.raster import PredictSettings, predict_raster
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
@@ -135,7 +135,7 @@ def validation_jaccard(run: Path, which: str) -> float:
 
     from spectraseg.data.catalog import load_dataset
     from spectraseg.data.split import split_scenes
-    from spectraseg.predict.ensemble import load_model
+    from spectraseg.predict.load_model import load_model
     from spectraseg.train.metrics import ClassCounts
 
     config = s2_config(1)

@@ -6,8 +6,8 @@ command line's `--help`) does not pay for torch, GDAL and matplotlib until they 
     import spectraseg as ss
     data = ss.generate_sample("sample", scenes=4)
     result = ss.train_model(ss.load_config(None), data_dir=data, out_dir="run")
-    model = ss.load_model("run/best.pt")
-    ss.predict_raster(model.predictor, "scene.tif", "predictions", info=model.info)
+    model = ss.load_model("run")
+    ss.predict_raster(model, "scene.tif", "predictions")
     ss.vectorize("predictions/scene_mask.tif", "predictions/scene.geojson")
     evaluation, _ = ss.evaluate_paths("predictions", "truth")
 """
@@ -32,7 +32,7 @@ _EXPORTS = {
     "UNet": "spectraseg.models.unet",
     "train_model": "spectraseg.train.run",
     "load_checkpoint": "spectraseg.train.checkpoint",
-    "load_model": "spectraseg.predict.ensemble",
+    "load_model": "spectraseg.predict.load_model",
     "predict_raster": "spectraseg.predict.raster",
     "vectorize": "spectraseg.postprocess.vectorize",
     "evaluate_arrays": "spectraseg.evaluate.scores",
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from spectraseg.io.rasters import open_stack
     from spectraseg.models.unet import UNet
     from spectraseg.postprocess.vectorize import vectorize
-    from spectraseg.predict.ensemble import load_model
+    from spectraseg.predict.load_model import load_model
     from spectraseg.predict.raster import predict_raster
     from spectraseg.sample import generate_sample
     from spectraseg.train.checkpoint import load_checkpoint

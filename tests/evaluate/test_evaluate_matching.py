@@ -222,22 +222,24 @@ def test_probabilities_are_thresholded_with_their_tuned_thresholds(
 def test_a_run_folder_gives_class_names_and_tuned_thresholds(
     files: Files, example: Path, tmp_path: Path
 ) -> None:
+    from spectraseg.models.card import ModelCard
     from spectraseg.train.checkpoint import Checkpoint, save_checkpoint
 
+    card = ModelCard.model_validate(
+        {
+            "model": "index-threshold",
+            "band_names": ("nir",),
+            "normalization": {"stats": {}},
+            "classes": [
+                {"name": name, "id": k + 1} for k, name in enumerate(("building", "water", "road"))
+            ],
+            "thresholds": (0.3, 0.5, 0.5),
+            "patch_px": 64,
+            "per_pixel": True,
+        }
+    )
     checkpoint = Checkpoint(
-        model_name="index-threshold",
-        model_settings={},
-        in_channels=1,
-        num_classes=3,
-        head="sigmoid",
-        band_names=("nir",),
-        indices=(),
-        normalization={},
-        class_names=("building", "water", "road"),
-        class_colours=((0, 0, 0),) * 3,
-        thresholds=(0.3, 0.5, 0.5),
-        resolution=None,
-        patch_size=64,
+        card=card,
         epoch=1,
         best_score=0.5,
         seed=0,

@@ -87,6 +87,7 @@ CheckpointFactory = Callable[..., Path]
 @pytest.fixture
 def make_checkpoint(tmp_path: Path) -> CheckpointFactory:
     """Write a tiny untrained checkpoint (U-Net or random forest) for three bands, two classes."""
+    from spectraseg.models.card import PER_PIXEL_MODELS, ModelCard
     from spectraseg.train.checkpoint import Checkpoint, save_checkpoint
 
     def make(
@@ -126,20 +127,26 @@ def make_checkpoint(tmp_path: Path) -> CheckpointFactory:
             "low": [0.0] * bands,
             "high": [1.0] * bands,
         }
+        card = ModelCard.model_validate(
+            {
+                "model": model_name,
+                "model_settings": settings,
+                "band_names": tuple(band_names),
+                "normalization": {"method": "standard", "stats": stats},
+                "classes": [
+                    {"name": n, "id": k + 1, "colour": (200, 0, 0)}
+                    for k, n in enumerate(class_names)
+                ],
+                "head": head,
+                "thresholds": (0.5,) * classes,
+                "resolution": (10.0, 10.0),
+                "patch_px": 16,
+                "size_multiple": 1 << int(settings.get("depth", 5)) if model_name == "unet" else 1,
+                "per_pixel": model_name in PER_PIXEL_MODELS,
+            }
+        )
         checkpoint = Checkpoint(
-            model_name=model_name,
-            model_settings=settings,
-            in_channels=bands,
-            num_classes=classes,
-            head=head,
-            band_names=tuple(band_names),
-            indices=(),
-            normalization={"method": "standard", **stats},
-            class_names=tuple(class_names),
-            class_colours=((200, 0, 0),) * classes,
-            thresholds=(0.5,) * classes,
-            resolution=(10.0, 10.0),
-            patch_size=16,
+            card=card,
             epoch=1,
             best_score=0.0,
             seed=seed,

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-import torch
 
 from spectraseg.cli.main import main
 from spectraseg.config import load_config
@@ -50,9 +49,10 @@ def _predict(run: Path, scene: Path, out: Path, *flags: str) -> tuple[np.ndarray
 
 def test_training_stores_the_edge_margin_and_the_jaccard_of_every_tta_count(trained):
     checkpoint = load_checkpoint(trained[0])
-    assert checkpoint.edge_margin_px is not None
-    assert checkpoint.edge_margin_px % 8 == 0  # the depth-3 U-Net's size multiple
-    assert checkpoint.tta_jaccard is not None and sorted(checkpoint.tta_jaccard) == [1, 2, 4, 8]
+    assert checkpoint.card.edge_margin_px is not None
+    assert checkpoint.card.edge_margin_px % 8 == 0  # the depth-3 U-Net's size multiple
+    scores = checkpoint.card.tta_jaccard
+    assert scores is not None and sorted(scores) == [1, 2, 4, 8]
 
 
 def test_window_auto_matches_window_patch_within_the_tolerance(trained, tmp_path, capsys):
@@ -71,15 +71,15 @@ def test_tta_auto_uses_the_count_the_card_chooses_and_never_more_than_8(trained,
     run, scene = trained
     _predict(run, scene, tmp_path / "out", "--window", "patch")
     line = next(x for x in capsys.readouterr().err.splitlines() if "passes per pixel" in x)
-    chosen, _ = choose_tta(load_checkpoint(run).tta_jaccard)
+    chosen, _ = choose_tta(load_checkpoint(run).card.tta_jaccard)
     assert chosen in TTA_COUNTS and chosen <= 8
     assert f"TTA {chosen} (auto:" in line
 
 
 def test_the_stored_margin_is_what_the_trained_network_measures_again(trained):
-    from spectraseg.predict.ensemble import load_model
+    from spectraseg.predict.load_model import load_model
 
     checkpoint = load_checkpoint(trained[0])
-    model = load_model(trained[0], torch.device("cpu"))
-    assert model.facts.edge_margin_px == checkpoint.edge_margin_px
+    model = load_model(trained[0])
+    assert model.facts.edge_margin_px == checkpoint.card.edge_margin_px
     assert model.facts.size_multiple == 8 and model.facts.patch_px == 128

@@ -15,7 +15,7 @@ import rasterio
 import torch
 
 from spectraseg.config import load_config
-from spectraseg.predict.ensemble import LoadedModel, load_model
+from spectraseg.predict.load_model import LoadedModel, load_model
 from spectraseg.predict.raster import PredictSettings, predict_raster
 from spectraseg.predict.tiling import TilingSettings, plan_windows
 from spectraseg.sample import generate_sample

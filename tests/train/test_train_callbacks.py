@@ -49,7 +49,7 @@ def test_on_epoch_end_sees_every_validation_and_can_stop_training(sample, tmp_pa
 def test_data_classes_trains_a_model_of_those_classes_only(sample, tmp_path) -> None:
     config = load_config(None, [*TINY, "train.epochs=1", "data.classes=[water]"])
     train_model(config, data_dir=sample, out_dir=tmp_path / "run")
-    assert load_checkpoint(tmp_path / "run").class_names == ("water",)
+    assert load_checkpoint(tmp_path / "run").card.class_names == ("water",)
 
 
 def test_an_unknown_class_in_data_classes_gets_a_did_you_mean(sample, tmp_path) -> None:

@@ -74,10 +74,10 @@ def test_run_folder_holds_exactly_the_run_files(sample, tmp_path) -> None:
     best = load_checkpoint(tmp_path / "best.pt")
     assert best.training_state is None
     assert load_checkpoint(tmp_path / "last.pt").training_state is not None
-    assert best.class_names == ("building", "road", "tree", "crop", "water", "pool")
-    assert len(best.band_names) == best.in_channels == 8
-    assert best.normalization["method"] == "standard"
-    assert all(0 < t < 1 for t in best.thresholds)
+    assert best.card.class_names == ("building", "road", "tree", "crop", "water", "pool")
+    assert len(best.card.band_names) == best.card.in_channels == 8
+    assert best.card.normalization.method == "standard"
+    assert all(0 < t < 1 for t in best.card.thresholds)
 
 
 def test_resume_continues_from_last_checkpoint(sample, tmp_path) -> None:
@@ -98,8 +98,8 @@ def test_resume_with_no_epoch_left_validates_without_a_new_row(sample, tmp_path)
 def test_indices_are_recorded_after_the_bands(sample, tmp_path) -> None:
     train(sample, tmp_path, "data.indices=[ndwi, savi]")
     best = load_checkpoint(tmp_path)
-    assert best.indices == ("ndwi", "savi")
-    assert best.in_channels == len(best.band_names) + 2
+    assert best.card.indices.names == ("ndwi", "savi")
+    assert best.card.in_channels == len(best.card.band_names) + 2
 
 
 @pytest.mark.parametrize(
@@ -112,15 +112,15 @@ def test_indices_are_recorded_after_the_bands(sample, tmp_path) -> None:
 def test_baselines_fill_the_same_run_folder_and_predict(sample, tmp_path, model, settings) -> None:
     result = train(sample, tmp_path, f"model.name={model}", "data.indices=[ndwi]", *settings)
     best = load_checkpoint(tmp_path)
-    assert best.model_name == model
-    assert best.indices == ("ndwi",)
+    assert best.card.model == model
+    assert best.card.indices.names == ("ndwi",)
     assert 0 <= result.best_score <= 1
     assert (tmp_path / "last.pt").is_file() and (tmp_path / "history.csv").is_file()
     predictor = build_predictor(best, torch.device("cpu"))
-    raw = torch.rand(2, len(best.band_names), 12, 10)
+    raw = torch.rand(2, len(best.card.band_names), 12, 10)
     raw[1, :, 0, 0] = torch.nan
     probs = predictor(raw)
-    assert probs.shape == (2, best.num_classes, 12, 10)
+    assert probs.shape == (2, best.card.num_classes, 12, 10)
     assert ((probs >= 0) & (probs <= 1)).all()
 
 
@@ -134,5 +134,5 @@ def test_tuned_thresholds_never_score_below_one_half_on_validation(sample, tmp_p
     assert rows
     for row in rows:
         assert float(row["val_jaccard_tuned"]) >= float(row["val_jaccard"]) - 1e-9
-    thresholds = load_checkpoint(tmp_path / "run").thresholds
+    thresholds = load_checkpoint(tmp_path / "run").card.thresholds
     assert all(0.0 < t < 1.0 for t in thresholds)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spectraseg.classes import ClassList
+from spectraseg.classes import ClassList, ClassSpec
 from spectraseg.errors import LabelError
 from spectraseg.evaluate.matching import (
     ScenePair,
@@ -59,13 +59,17 @@ class EvaluationInputs:
 
 
 def _run_hints(run: Path | None) -> tuple[ClassList | None, tuple[float, ...] | None]:
-    """Class names and tuned thresholds from a training run's checkpoint, if given."""
+    """Classes (names and ids) and tuned thresholds from a training run's model card, if given."""
     if run is None:
         return None, None
     from spectraseg.train.checkpoint import load_checkpoint  # torch: only when asked for
 
     checkpoint = load_checkpoint(run)
-    return classes_from_names(tuple(checkpoint.class_names)), tuple(checkpoint.thresholds)
+    card = checkpoint.card
+    classes = ClassList(
+        classes=tuple(ClassSpec(name=c.name, id=c.id, colour=c.colour) for c in card.classes)
+    )
+    return classes, tuple(card.thresholds)
 
 
 def _predicted_mask(

@@ -8,14 +8,16 @@ reader cannot drift apart:
 - `<stem>_mask.tif`: multi-label (sigmoid head): one 0/1 band per class; multi-class (softmax
   head): one band of class positions 0..K-1. 255 is nodata.
 Both carry SPECTRASEG_KIND (probabilities | mask), SPECTRASEG_CLASSES and
-SPECTRASEG_THRESHOLDS (JSON lists) and SPECTRASEG_HEAD (sigmoid | softmax) tags.
+SPECTRASEG_THRESHOLDS (JSON lists), SPECTRASEG_HEAD (sigmoid | softmax) and, when the model
+card knows them, SPECTRASEG_CLASS_IDS (the classes.yaml ids, a JSON list) tags.
 
 Reading back: class names come from the SPECTRASEG_CLASSES tag, else the band descriptions,
 else the `classes` given by the caller (`--classes`); a raster with none of them is an error
-that says so. Rasters from elsewhere (no tags) work too: the kind then follows the
-`_probs`/`_mask` name or the data type (floats are probabilities, integers masks); a single band
-with several classes given holds their classes.yaml ids (0 background), nodata only where the
-raster declares one.
+that says so. Class ids come from a classes file when one is given, else the
+SPECTRASEG_CLASS_IDS tag, else 1..K. Rasters from elsewhere (no tags) work too: the kind
+then follows the `_probs`/`_mask` name or the data type (floats are probabilities, integers
+masks); a single band with several classes given holds their classes.yaml ids (0 background),
+nodata only where the raster declares one.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ Kind = Literal["probabilities", "mask"]
 KIND_TAG = "SPECTRASEG_KIND"
 CLASSES_TAG = "SPECTRASEG_CLASSES"
 THRESHOLDS_TAG = "SPECTRASEG_THRESHOLDS"
+CLASS_IDS_TAG = "SPECTRASEG_CLASS_IDS"
 HEAD_TAG = "SPECTRASEG_HEAD"
 SCALE_TAG = "SPECTRASEG_PROBABILITY_SCALE"
 MASK_NODATA = 255
@@ -100,15 +103,22 @@ def encode_mask(masks: np.ndarray, invalid: np.ndarray, head: Head) -> np.ndarra
 
 
 def output_tags(
-    kind: Kind, class_names: Sequence[str], thresholds: Sequence[float], head: Head
+    kind: Kind,
+    class_names: Sequence[str],
+    thresholds: Sequence[float],
+    head: Head,
+    class_ids: Sequence[int] | None = None,
 ) -> dict[str, str]:
     """The tags both prediction rasters carry."""
-    return {
+    tags = {
         KIND_TAG: kind,
         CLASSES_TAG: json.dumps(list(class_names)),
         THRESHOLDS_TAG: json.dumps([float(t) for t in thresholds]),
         HEAD_TAG: head,
     }
+    if class_ids is not None:
+        tags[CLASS_IDS_TAG] = json.dumps([int(i) for i in class_ids])
+    return tags
 
 
 def probabilities_writer(
@@ -121,9 +131,10 @@ def probabilities_writer(
     dtype: Literal["float32", "uint8"],
     cog: bool,
     overwrite: bool,
+    class_ids: Sequence[int] | None = None,
 ) -> RasterWriter:
     """The writer of `<stem>_probs.tif`: one band per class, float32 or uint8 254 x p."""
-    tags = output_tags("probabilities", class_names, thresholds, head)
+    tags = output_tags("probabilities", class_names, thresholds, head, class_ids)
     if dtype == "uint8":
         tags[SCALE_TAG] = str(PROBABILITY_SCALE)
     return RasterWriter(
@@ -148,6 +159,7 @@ def mask_writer(
     head: Head,
     cog: bool,
     overwrite: bool,
+    class_ids: Sequence[int] | None = None,
 ) -> RasterWriter:
     """The writer of `<stem>_mask.tif`: a 0/1 band per class (sigmoid) or class positions."""
     multi_label = head == "sigmoid"
@@ -158,7 +170,7 @@ def mask_writer(
         "uint8",
         band_names=class_names if multi_label else ("class",),
         nodata=MASK_NODATA,
-        tags=output_tags("mask", class_names, thresholds, head),
+        tags=output_tags("mask", class_names, thresholds, head, class_ids),
         overwrite=overwrite,
         cog=cog,
         overview_resampling="nearest",
@@ -252,6 +264,22 @@ def _check_probabilities(probs: np.ndarray, *, where: str) -> None:
         )
 
 
+def _tag_ids(text: str | None, count: int, where: str) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError:
+        values = None
+    if (
+        not isinstance(values, list)
+        or len(values) != count
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+    ):
+        raise RasterError(f"{where}: tag {CLASS_IDS_TAG} is not a JSON list of {count} class ids.")
+    return tuple(values)
+
+
 @dataclass(frozen=True)
 class PredictionInfo:
     """A prediction raster's metadata: enough to read it and to name what it holds."""
@@ -259,7 +287,7 @@ class PredictionInfo:
     path: Path
     kind: Kind
     class_names: tuple[str, ...]
-    class_ids: tuple[int, ...]  # from classes.yaml when given, else 1..K
+    class_ids: tuple[int, ...]  # classes file, else the SPECTRASEG_CLASS_IDS tag, else 1..K
     grid: Grid
     head: Head
     tuned_thresholds: tuple[float, ...] | None
@@ -316,7 +344,9 @@ class PredictionRaster:
                 f"{where}: {dataset.count} bands but {len(names)} class names "
                 f"({', '.join(names)}); pass the matching --classes FILE."
             )
-        ids = tuple(range(1, len(names) + 1))
+        ids = _tag_ids(tags.get(CLASS_IDS_TAG), len(names), where) or tuple(
+            range(1, len(names) + 1)
+        )
         if classes is not None:
             for name in names:
                 if name not in classes.names:

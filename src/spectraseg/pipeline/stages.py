@@ -219,7 +219,7 @@ def _prediction_inputs(context: RunContext) -> list[tuple[str, tuple[Path, ...]]
 
 def _predict(label: str) -> Callable[[RunContext], Outcome]:
     def action(context: RunContext) -> Outcome:
-        from spectraseg.predict.ensemble import load_model
+        from spectraseg.predict.load_model import load_model
         from spectraseg.predict.raster import predict_raster
 
         model = load_model(model_dir(context, label) / "best.pt", context.device)

@@ -46,15 +46,18 @@ _PLACEHOLDER_BAND = re.compile(r"band_\d+")
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the model expects and produces, as its checkpoint records it.
+    """What `predict_raster` reads about a model's input and output: the view of its card
+    (`spectraseg.predict.load_model.info_from_card`), or a partial one for a plain callable.
 
     Every field may stay unset for a plain callable: the raster's bands are then used as they
-    are, classes are named class_1..class_K and thresholds are 0.5.
+    are, classes are named class_1..class_K with ids 1..K and thresholds are 0.5.
     """
 
     band_names: tuple[str, ...] | None = None
     """Raster bands the model takes, in its order; matched by name against the input."""
     class_names: tuple[str, ...] | None = None
+    class_ids: tuple[int, ...] | None = None
+    """The classes' classes.yaml ids, written into the outputs' tags."""
     thresholds: tuple[float, ...] | None = None
     head: Head = "sigmoid"
     resolution: tuple[float, float] | None = None

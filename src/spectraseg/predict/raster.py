@@ -44,6 +44,7 @@ from spectraseg.predict.inputs import (
     open_input,
     read_windows,
 )
+from spectraseg.predict.load_model import LoadedModel
 from spectraseg.predict.memory import (
     activation_bytes_per_pixel,
     check_buffers_fit,
@@ -254,7 +255,7 @@ def _choose(
 
 
 def predict_raster(
-    model: Model,
+    model: LoadedModel | Model,
     input: PathLike | Sequence[PathLike] | RasterStack,
     output: PathLike,
     *,
@@ -270,10 +271,17 @@ def predict_raster(
 ) -> PredictionOutputs:
     """Predict a raster window by window and write `<stem>_probs.tif` and `<stem>_mask.tif`.
 
+    With a `LoadedModel` (`load_model(path)`), every default comes from its card: bands,
+    classes and their ids, thresholds and head (`info`), and window, overlap and TTA chosen
+    for this raster from the card's patch, measured edge margin and TTA scores (`request`
+    defaults to all-auto; per-pixel models get no TTA and no overlap). `spectraseg predict`
+    with no flags calls exactly this.
+
     Args:
-        model: any callable from a (N, C, h, w) float32 tensor of raw bands (invalid pixels
-            NaN) to (N, K, h, w) probabilities, e.g. `build_predictor(checkpoint, device)` or
-            `lambda x: x[:, :1]`. Called under `torch.inference_mode()`.
+        model: a `LoadedModel`, or any callable from a (N, C, h, w) float32 tensor of raw bands
+            (invalid pixels NaN) to (N, K, h, w) probabilities, e.g.
+            `build_predictor(checkpoint, device)` or `lambda x: x[:, :1]`. Called under
+            `torch.inference_mode()`.
         input: a raster file, a VRT, a scene folder, a list of files stacked as bands, or an
             open `RasterStack` (used as it is: no band matching).
         output: the folder for the outputs; created if missing.
@@ -294,6 +302,11 @@ def predict_raster(
     for the write buffer, C x window x 2048 x 4 for the input being read, and the model's
     batch; not the raster's height.
     """
+    if isinstance(model, LoadedModel):
+        info = info or model.info
+        facts = facts or model.facts
+        request = request or PredictRequest()
+        model = model.predictor
     settings = settings or PredictSettings()
     info = info or ModelInfo()
     stem = stem or input_stem(input)
@@ -346,6 +359,7 @@ def predict_raster(
             what=f"the outputs of {stem}",
         )
         thresholds = info.thresholds or (0.5,) * len(class_names)
+        class_ids = info.class_ids if info.class_names else None
         if len(thresholds) != len(class_names):
             raise ValueError(f"{len(thresholds)} thresholds for {len(class_names)} classes")
         log.info(
@@ -368,6 +382,7 @@ def predict_raster(
                     dtype=settings.dtype,
                     cog=settings.cog,
                     overwrite=overwrite,
+                    class_ids=class_ids,
                 )
             ),
             cleanup.enter_context(
@@ -379,6 +394,7 @@ def predict_raster(
                     head=info.head,
                     cog=settings.cog,
                     overwrite=overwrite,
+                    class_ids=class_ids,
                 )
             )
             if settings.write_mask

@@ -1,11 +1,16 @@
-"""Self-describing checkpoints: weights plus everything needed to predict or resume.
+"""Self-describing checkpoints: the model card, the weights, and what resuming needs.
 
-A checkpoint carries the model's name and settings, the bands it expects in order, the indices
-it appends, the normalization statistics, the classes and their tuned thresholds, so prediction
-needs nothing but the file. The file is a plain dict of numbers, strings, lists and tensors:
-it is written atomically (`io/atomic.py`) and read with `torch.load(weights_only=True)`, which
-cannot run code from a malicious file, then validated field by field, so a corrupt, foreign or
-newer file fails with one line naming it instead of a KeyError deep in prediction.
+A checkpoint carries the model card whole (`spectraseg.models.card.ModelCard`: bands, indices,
+normalization, classes with their ids, head, thresholds, patch and measured facts), so
+prediction needs nothing but the file. The file is a plain dict of numbers, strings, lists and
+tensors: it is written atomically (`io/atomic.py`) and read with
+`torch.load(weights_only=True)`, which cannot run code from a malicious file, then validated,
+so a corrupt, foreign or newer file fails with one line naming it instead of a KeyError deep
+in prediction.
+
+Format 1 (spectraseg 0.1.0 before the card) kept the same facts in separate keys
+(`band_names`, `indices`, `normalization`, `config`, ...); such files still load, converted to
+a card (class ids 1..K, which is what they meant).
 
 `train/predictor.py` turns a checkpoint into the callable `predict_raster` feeds raw bands to.
 """
@@ -23,10 +28,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
-from spectraseg import __version__
+from spectraseg.data.indices import IndexSettings
 from spectraseg.errors import CheckpointError
 from spectraseg.io.atomic import atomic_path
+from spectraseg.models.card import (
+    CARD_FORMAT_VERSION,
+    PER_PIXEL_MODELS,
+    CardClass,
+    ModelCard,
+    Normalization,
+)
+from spectraseg.version import __version__
 
 __all__ = [
     "FORMAT",
@@ -41,45 +55,34 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMAT = "spectraseg-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # A run folder's checkpoint that `load_checkpoint(run_dir)` reads.
 DEFAULT_NAME = "best.pt"
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """Everything a trained model needs to predict, and in `last.pt` to resume training."""
+    """A model card and weights, plus in `last.pt` what resuming training needs."""
 
-    model_name: str
-    model_settings: dict[str, Any]
-    in_channels: int
-    num_classes: int
-    head: str
-    band_names: tuple[str, ...]
-    indices: tuple[str, ...]
-    normalization: dict[str, Any]
-    class_names: tuple[str, ...]
-    class_colours: tuple[tuple[int, int, int], ...]
-    thresholds: tuple[float, ...]
-    resolution: tuple[float, float] | None
-    patch_size: int
+    card: ModelCard
     epoch: int
     best_score: float
     seed: int
     versions: dict[str, str]
     git_commit: str | None
     config: dict[str, Any]
+    """The training run's whole config, for the record; prediction reads only the card."""
     weights: dict[str, Any]
     training_state: dict[str, Any] | None = None
-    edge_margin_px: int | None = None
-    """Distance from a window border within which predictions differ from the whole image's
-    (`predict/edge_margin.py`), measured after training; None: not measured (50% overlap)."""
-    tta_jaccard: dict[int, float] | None = None
-    """Validation mean Jaccard with 1, 2, 4 and 8 D4 passes (`predict/tta_choice.py`)."""
 
     def without_training_state(self) -> Checkpoint:
         """The same checkpoint minus optimizer and RNG state (what `best.pt` holds)."""
         return replace(self, training_state=None)
+
+    def with_card(self, **changes: Any) -> Checkpoint:
+        """The same checkpoint with card fields changed (and validated again)."""
+        card = ModelCard.model_validate({**self.card.model_dump(), **changes})
+        return replace(self, card=card)
 
 
 def library_versions() -> dict[str, str]:
@@ -133,6 +136,8 @@ def save_checkpoint(
     document: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION}
     for field in fields(Checkpoint):
         value = getattr(checkpoint, field.name)
+        if field.name == "card":
+            value = checkpoint.card.model_dump()
         document[field.name] = value if field.name == "weights" else _to_plain(value)
     with atomic_path(path, overwrite=overwrite) as temporary:
         torch.save(document, temporary)
@@ -211,8 +216,66 @@ def _int(value: Any) -> int:
     return value
 
 
+def _card(value: Any) -> ModelCard:
+    if not isinstance(value, Mapping):
+        raise TypeError("expected a mapping")
+    version = value.get("format_version", CARD_FORMAT_VERSION)
+    if not isinstance(version, int) or version > CARD_FORMAT_VERSION:
+        raise ValueError(
+            f"model card format {version!r} is newer than this spectraseg reads "
+            f"({CARD_FORMAT_VERSION}); upgrade spectraseg"
+        )
+    try:
+        return ModelCard.model_validate(dict(value))
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"{where}: {str(first['msg']).removeprefix('Value error, ')}") from None
+
+
 # How each field is checked and converted when read back.
 _READERS: dict[str, Callable[[Any], Any]] = {
+    "card": _card,
+    "epoch": _int,
+    "best_score": float,
+    "seed": _int,
+    "versions": _mapping,
+    "git_commit": _optional_str,
+    "config": _mapping,
+    "weights": _mapping,
+    "training_state": _optional_mapping,
+}
+# Fields added after the format was first written: older files lack them and read as None.
+_OPTIONAL = ("training_state",)
+
+
+def _validate(document: Any, source: Path) -> Checkpoint:
+    if not isinstance(document, Mapping) or document.get("format") != FORMAT:
+        raise CheckpointError(f"{source}: not a spectraseg checkpoint (no '{FORMAT}' marker).")
+    version = document.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{source}: checkpoint format {version!r} is newer than this spectraseg reads "
+            f"({FORMAT_VERSION}). Upgrade spectraseg."
+        )
+    if version == 1:
+        document = _card_from_format_1(document, source)
+    values: dict[str, Any] = {}
+    for field in fields(Checkpoint):
+        if field.name not in document:
+            if field.name in _OPTIONAL:
+                values[field.name] = None
+                continue
+            raise CheckpointError(f"{source}: checkpoint lacks '{field.name}'; it is incomplete.")
+        try:
+            values[field.name] = _READERS[field.name](document[field.name])
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(f"{source}: checkpoint field '{field.name}': {error}.") from None
+    return Checkpoint(**values)
+
+
+# Format 1's card fields, each with how it was checked.
+_FORMAT_1: dict[str, Callable[[Any], Any]] = {
     "model_name": _str,
     "model_settings": _mapping,
     "in_channels": _int,
@@ -226,62 +289,82 @@ _READERS: dict[str, Callable[[Any], Any]] = {
     "thresholds": _floats,
     "resolution": _resolution,
     "patch_size": _int,
-    "epoch": _int,
-    "best_score": float,
-    "seed": _int,
-    "versions": _mapping,
-    "git_commit": _optional_str,
     "config": _mapping,
-    "weights": _mapping,
-    "training_state": _optional_mapping,
+}
+_FORMAT_1_OPTIONAL: dict[str, Callable[[Any], Any]] = {
     "edge_margin_px": _optional_margin,
     "tta_jaccard": _tta_scores,
 }
-# Fields added after format 1 was first written: older files lack them and read as None.
-_OPTIONAL = ("training_state", "edge_margin_px", "tta_jaccard")
 
 
-def _validate(document: Any, source: Path) -> Checkpoint:
-    if not isinstance(document, Mapping) or document.get("format") != FORMAT:
-        raise CheckpointError(f"{source}: not a spectraseg checkpoint (no '{FORMAT}' marker).")
-    version = document.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{source}: checkpoint format {version!r} is newer than this spectraseg reads "
-            f"({FORMAT_VERSION}). Upgrade spectraseg."
-        )
-    values: dict[str, Any] = {}
-    for field in fields(Checkpoint):
-        if field.name not in document:
-            if field.name in _OPTIONAL:
-                values[field.name] = None
+def _card_from_format_1(document: Mapping[str, Any], source: Path) -> dict[str, Any]:
+    """A format-1 document with its separate model keys folded into a `card`."""
+    old: dict[str, Any] = {}
+    for name, reader in (*_FORMAT_1.items(), *_FORMAT_1_OPTIONAL.items()):
+        if name not in document:
+            if name in _FORMAT_1_OPTIONAL:
+                old[name] = None
                 continue
-            raise CheckpointError(f"{source}: checkpoint lacks '{field.name}'; it is incomplete.")
+            raise CheckpointError(f"{source}: checkpoint lacks '{name}'; it is incomplete.")
         try:
-            values[field.name] = _READERS[field.name](document[field.name])
+            old[name] = reader(document[name])
         except (TypeError, ValueError) as error:
-            raise CheckpointError(f"{source}: checkpoint field '{field.name}': {error}.") from None
-    checkpoint = Checkpoint(**values)
-    _check_consistent(checkpoint, source)
-    return checkpoint
-
-
-def _check_consistent(checkpoint: Checkpoint, source: Path) -> None:
-    """Cross-field checks: the lists describing channels and classes must agree."""
-    channels = len(checkpoint.band_names) + len(checkpoint.indices)
-    if checkpoint.in_channels != channels:
+            raise CheckpointError(f"{source}: checkpoint field '{name}': {error}.") from None
+    channels = len(old["band_names"]) + len(old["indices"])
+    if old["in_channels"] != channels:
         raise CheckpointError(
-            f"{source}: in_channels {checkpoint.in_channels} but {len(checkpoint.band_names)} "
-            f"bands + {len(checkpoint.indices)} indices; the checkpoint is inconsistent."
+            f"{source}: in_channels {old['in_channels']} but {len(old['band_names'])} "
+            f"bands + {len(old['indices'])} indices; the checkpoint is inconsistent."
         )
     for name in ("class_names", "class_colours", "thresholds"):
-        if len(getattr(checkpoint, name)) != checkpoint.num_classes:
+        if len(old[name]) != old["num_classes"]:
             raise CheckpointError(
-                f"{source}: {len(getattr(checkpoint, name))} {name} for "
-                f"{checkpoint.num_classes} classes; the checkpoint is inconsistent."
+                f"{source}: {len(old[name])} {name} for "
+                f"{old['num_classes']} classes; the checkpoint is inconsistent."
             )
-    if checkpoint.head not in ("sigmoid", "softmax"):
-        raise CheckpointError(f"{source}: unknown head {checkpoint.head!r}.")
+    if old["head"] not in ("sigmoid", "softmax"):
+        raise CheckpointError(f"{source}: unknown head {old['head']!r}.")
+    data = old["config"].get("data") or {}
+    custom = dict((data.get("indices") or {}).get("custom") or {})
+    normalization = dict(old["normalization"])
+    depth = old["model_settings"].get("depth", 5) if old["model_name"] == "unet" else 0
+    card = {
+        "format_version": CARD_FORMAT_VERSION,
+        "library_version": str(_mapping(document.get("versions", {})).get("spectraseg", "")),
+        "model": old["model_name"],
+        "model_settings": old["model_settings"],
+        "band_names": old["band_names"],
+        "resolution": old["resolution"],
+        "indices": IndexSettings(
+            names=old["indices"],
+            custom={name: spec for name, spec in custom.items() if name in old["indices"]},
+        ),
+        "normalization": Normalization(
+            method=normalization.pop("method", "standard"), stats=normalization
+        ),
+        "classes": [
+            CardClass(name=name, id=position + 1, colour=colour)
+            for position, (name, colour) in enumerate(
+                zip(old["class_names"], old["class_colours"], strict=True)
+            )
+        ],
+        "head": old["head"],
+        "thresholds": old["thresholds"],
+        "patch_px": old["patch_size"],
+        "size_multiple": 1 << int(depth),
+        "per_pixel": old["model_name"] in PER_PIXEL_MODELS,
+        "edge_margin_px": old["edge_margin_px"],
+        "tta_jaccard": old["tta_jaccard"],
+    }
+    try:
+        converted = ModelCard.model_validate(card)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise CheckpointError(
+            f"{source}: checkpoint format 1 cannot be converted to a model card "
+            f"({first['msg']}); retrain it with this spectraseg."
+        ) from None
+    return {**document, "card": converted.model_dump()}
 
 
 def _reason(error: Exception) -> str:

@@ -343,10 +343,9 @@ def fit(
         if run is not None:
             if checkpoint is not None:
                 # last.pt predicts with its own weights: give it this epoch's tuned thresholds.
-                last = replace(
-                    filled_checkpoint(checkpoint, _cpu_weights(model), state, epoch=state.epoch),
-                    thresholds=tuple(float(t) for t in thresholds),
-                )
+                last = filled_checkpoint(
+                    checkpoint, _cpu_weights(model), state, epoch=state.epoch
+                ).with_card(thresholds=tuple(float(t) for t in thresholds))
                 training_state = _training_state(state, optimizer, plateau)
                 save_checkpoint(run.last, replace(last, training_state=training_state))
             run.write_history(state.history)
@@ -386,11 +385,10 @@ def filled_checkpoint(
 ) -> Checkpoint:
     """`template` with these weights and the state's best score and thresholds, for `epoch`."""
     return replace(
-        template,
+        template.with_card(thresholds=state.thresholds),
         weights=weights,
         epoch=epoch,
         best_score=state.best_score,
-        thresholds=state.thresholds,
         training_state=None,
     )
 

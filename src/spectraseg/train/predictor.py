@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from spectraseg.data.indices import IndexSettings, add_indices
+from spectraseg.data.indices import add_indices
 from spectraseg.data.normalize import BandStats, normalize
 from spectraseg.errors import CheckpointError, ConfigError
+from spectraseg.models.card import ModelCard
 from spectraseg.models.registry import build_model
 from spectraseg.models.unet import probabilities
 from spectraseg.train.checkpoint import Checkpoint
@@ -40,16 +41,14 @@ class Predictor(Protocol):
 class _Preprocess:
     """Raw bands -> the model's input: indices appended, then normalized, as in training."""
 
-    def __init__(self, checkpoint: Checkpoint) -> None:
-        self.band_names = checkpoint.band_names
-        data_section = checkpoint.config.get("data", {})
-        custom = data_section.get("indices", {}).get("custom", {}) if data_section else {}
-        self.indices = IndexSettings(names=checkpoint.indices, custom=custom)
+    def __init__(self, card: ModelCard) -> None:
+        self.band_names = card.band_names
+        self.indices = card.indices
         try:
-            self.stats = BandStats.from_dict(checkpoint.normalization, source="checkpoint")
+            self.stats = BandStats.from_dict(card.normalization.stats, source="checkpoint")
         except ConfigError as error:
             raise CheckpointError(str(error)) from None
-        self.method = checkpoint.normalization.get("method", "standard")
+        self.method = card.normalization.method
 
     def __call__(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(C, h, w) raw bands, NaN where invalid -> (normalized input, valid (h, w))."""
@@ -68,21 +67,17 @@ class _UNetPredictor:
     """A U-Net checkpoint as a `Predictor`; any window size works (padded to the depth)."""
 
     def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
-        self.preprocess = _Preprocess(checkpoint)
-        self.head = checkpoint.head
+        self.preprocess = _Preprocess(checkpoint.card)
+        card = checkpoint.card
+        self.head = card.head
         self.device = device
         try:
-            model = build_model(
-                checkpoint.model_name,
-                checkpoint.in_channels,
-                checkpoint.num_classes,
-                checkpoint.model_settings,
-            )
+            model = build_model(card.model, card.in_channels, card.num_classes, card.model_settings)
             model.load_state_dict(checkpoint.weights)
         except (RuntimeError, ConfigError) as error:
             reason = str(error).splitlines()[0]
             raise CheckpointError(
-                f"checkpoint weights do not fit its {checkpoint.model_name} settings ({reason})."
+                f"checkpoint weights do not fit its {card.model} settings ({reason})."
             ) from None
         self.multiple = int(getattr(model, "size_multiple", 1))
         # Channels-last convolutions are about 1.45x faster on CPU (docs/benchmarks.md).
@@ -119,7 +114,7 @@ class _ForestPredictor:
 
     def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
         del device  # the forest walks its node arrays in numpy
-        self.preprocess = _Preprocess(checkpoint)
+        self.preprocess = _Preprocess(checkpoint.card)
         self.forest = ForestModel.from_arrays(
             {key: np.asarray(value) for key, value in checkpoint.weights.items()}
         )
@@ -139,10 +134,10 @@ class _IndexThresholdPredictor:
 
     def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
         del device  # a comparison per class and pixel needs no accelerator
-        self.preprocess = _Preprocess(checkpoint)
+        self.preprocess = _Preprocess(checkpoint.card)
         self.model = IndexThresholdModel.from_arrays(
             {key: np.asarray(value) for key, value in checkpoint.weights.items()},
-            channel_names=(*checkpoint.band_names, *checkpoint.indices),
+            channel_names=checkpoint.card.channel_names,
         )
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
@@ -166,14 +161,14 @@ def build_predictor(checkpoint: Checkpoint, device: torch.device) -> Predictor:
     """The callable mapping raw bands to probabilities for this checkpoint's model.
 
     It appends the checkpoint's indices and applies its normalization itself, so callers feed
-    raw bands in `checkpoint.band_names` order with NaN for invalid pixels.
+    raw bands in `checkpoint.card.band_names` order with NaN for invalid pixels.
 
     Raises:
         CheckpointError: the model kind is unknown or its weights do not fit its settings.
     """
-    if checkpoint.model_name not in PREDICTORS:
+    if checkpoint.card.model not in PREDICTORS:
         raise CheckpointError(
-            f"checkpoint model {checkpoint.model_name!r} is unknown to this spectraseg; "
+            f"checkpoint model {checkpoint.card.model!r} is unknown to this spectraseg; "
             f"known: {', '.join(PREDICTORS)}."
         )
-    return PREDICTORS[checkpoint.model_name](checkpoint, device)
+    return PREDICTORS[checkpoint.card.model](checkpoint, device)

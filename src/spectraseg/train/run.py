@@ -13,7 +13,6 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,10 +23,12 @@ from spectraseg.classes import ClassList
 from spectraseg.config import Config
 from spectraseg.data.catalog import load_dataset, select_classes
 from spectraseg.data.dataset import TrainingData, prepare_training_data
+from spectraseg.data.indices import IndexSettings
 from spectraseg.data.normalize import BandStats
 from spectraseg.data.scene import Scene
 from spectraseg.errors import CheckpointError, ConfigError
 from spectraseg.io.lock import folder_lock
+from spectraseg.models.card import PER_PIXEL_MODELS, CardClass, ModelCard, Normalization
 from spectraseg.models.registry import build_model
 from spectraseg.settings import Settings
 from spectraseg.train.checkpoint import (
@@ -66,6 +67,7 @@ def _checkpoint_template(
     in_channels: int,
     model_settings: Mapping[str, Any],
     head: str,
+    size_multiple: int,
 ) -> Checkpoint:
     """Everything `best.pt` says about the model except what training fills in."""
     index_names = set(config.data.indices.names)
@@ -74,20 +76,30 @@ def _checkpoint_template(
     # Indices are appended after the raw bands: peel them off the end.
     while band_names and band_names[-1] in index_names and len(indices) < len(index_names):
         indices.insert(0, band_names.pop())
-    return Checkpoint(
-        model_name=config.model.name,
+    custom = config.data.indices.custom
+    card = ModelCard(
+        model=config.model.name,
         model_settings=dict(model_settings),
-        in_channels=in_channels,
-        num_classes=len(classes.classes),
-        head=head,
         band_names=tuple(band_names),
-        indices=tuple(indices),
-        normalization={"method": data.normalization, **data.stats.to_dict()},
-        class_names=classes.names,
-        class_colours=classes.colours,
-        thresholds=tuple(0.5 for _ in classes.classes),
         resolution=scenes[0].grid.resolution,
-        patch_size=data.patch_size,
+        indices=IndexSettings(
+            names=tuple(indices),
+            custom={name: spec for name, spec in custom.items() if name in indices},
+        ),
+        normalization=Normalization.model_validate(
+            {"method": data.normalization, "stats": data.stats.to_dict()}
+        ),
+        classes=tuple(CardClass(name=c.name, id=c.id, colour=c.colour) for c in classes.classes),
+        head="softmax" if head == "softmax" else "sigmoid",
+        thresholds=tuple(0.5 for _ in classes.classes),
+        patch_px=data.patch_size,
+        size_multiple=size_multiple,
+        per_pixel=config.model.name in PER_PIXEL_MODELS,
+    )
+    if card.in_channels != in_channels:
+        raise ValueError(f"{card.in_channels} card channels for a {in_channels}-channel model")
+    return Checkpoint(
+        card=card,
         epoch=0,
         best_score=-math.inf,
         seed=config.train.seed,
@@ -233,7 +245,7 @@ def _train_unet(
     in_channels = scenes[0].num_bands
     model = build_model("unet", in_channels, len(classes.classes), settings)
     size_multiple = int(getattr(model, "size_multiple", 1))
-    stats = BandStats.from_dict(saved.normalization) if saved is not None else None
+    stats = BandStats.from_dict(saved.card.normalization.stats) if saved is not None else None
     data = prepare_training_data(
         scenes,
         data=config.data,
@@ -252,6 +264,7 @@ def _train_unet(
         in_channels=in_channels,
         model_settings=settings.model_dump(mode="json"),
         head=settings.head,
+        size_multiple=size_multiple,
     )
     resume_state: dict[str, Any] | None = None
     if saved is not None and saved.training_state is not None:
@@ -304,7 +317,7 @@ def _record_prediction_cost(
     best = load_checkpoint(run.best)
     save_checkpoint(
         run.best,
-        replace(best, edge_margin_px=cost.edge_margin_px, tta_jaccard=cost.tta_jaccard),
+        best.with_card(edge_margin_px=cost.edge_margin_px, tta_jaccard=cost.tta_jaccard),
     )
 
 
@@ -380,6 +393,7 @@ def _train_baseline(
         in_channels=scenes[0].num_bands,
         model_settings=settings.model_dump(mode="json"),
         head="sigmoid",
+        size_multiple=1,
     )
     # np.array copies (0-d arrays stay 0-d, unlike ascontiguousarray): tensors own their data.
     weights = {key: torch.from_numpy(np.array(value)) for key, value in model.to_arrays().items()}

@@ -11,14 +11,16 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 
-from spectraseg.cli.options import add_out_dir, resolve_device
+from spectraseg.cli.options import add_config_options, add_out_dir, resolve_device
+from spectraseg.config import load_config
 from spectraseg.errors import ConfigError
 from spectraseg.io.atomic import check_writable
 from spectraseg.io.lock import folder_lock
 from spectraseg.io.prediction_raster import output_paths
+from spectraseg.io.yaml_file import read_yaml
 from spectraseg.predict.choices import PredictRequest
-from spectraseg.predict.ensemble import load_model
 from spectraseg.predict.inputs import input_stem
+from spectraseg.predict.load_model import load_model
 from spectraseg.predict.raster import PredictSettings, predict_raster
 from spectraseg.predict.tiling import TilingSettings
 
@@ -53,7 +55,9 @@ def add_parser(subparsers: Any) -> None:
         help="predict rasters with a trained model (smooth-blended windows, D4 TTA)",
         description="Predict each INPUT (a raster, a VRT or a scene folder in the checkpoint's "
         "band layout) in overlapping, smoothly blended windows streamed from disk. Writes "
-        "DIR/<stem>_probs.tif (one band per class) and DIR/<stem>_mask.tif on the input's grid.",
+        "DIR/<stem>_probs.tif (one band per class) and DIR/<stem>_mask.tif on the input's grid. "
+        "Every default comes from the model card, as in `predict_raster(load_model(...))`; "
+        "--config FILE applies the config's predict: section, and flags override both.",
     )
     parser.add_argument(
         "checkpoint",
@@ -63,10 +67,11 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="rasters to predict")
     add_out_dir(parser, help_text="folder for the probability and mask rasters")
+    add_config_options(parser)
     parser.add_argument(
         "--tta",
         type=_tta,
-        default="auto",
+        default=None,
         metavar="auto|1|2|4|8",
         help="test-time augmentation passes over rotations/mirrors (default: auto, the fewest "
         "that scored within 0.001 Jaccard of the best on validation; 8 if not measured)",
@@ -74,7 +79,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--tta-mean",
         choices=("arithmetic", "geometric"),
-        default="arithmetic",
+        default=None,
         help="how TTA passes are combined (default: arithmetic)",
     )
     parser.add_argument(
@@ -87,7 +92,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--window",
         type=_window,
-        default="auto",
+        default=None,
         metavar="auto|patch|PX",
         help="window side in pixels (default: auto, the largest valid window under the memory "
         "budget, at least the training patch; patch: the training patch)",
@@ -95,7 +100,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--centre-crop",
         type=int,
-        default=0,
+        default=None,
         metavar="PX",
         help="pixels dropped from each side of each window before blending (default: 0)",
     )
@@ -105,13 +110,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--dtype",
         choices=("float32", "uint8"),
-        default="float32",
+        default=None,
         help="probability raster type: float32 (NaN nodata) or uint8 (254 p, 255 nodata)",
     )
     parser.add_argument(
         "--window-function",
         choices=("spline", "hann", "flat"),
-        default="spline",
+        default=None,
         help="blending weight of each window (default: spline)",
     )
     parser.add_argument(
@@ -139,23 +144,57 @@ _OPTIONS = {
 }
 
 
+def _from_config(args: argparse.Namespace) -> tuple[PredictSettings, dict[str, Any]]:
+    """The config's predict: section, and what it asks for explicitly (window, overlap, TTA):
+    those are requests; what it leaves out stays auto, decided by the model card."""
+    if args.config is None and not args.overrides:
+        return PredictSettings(), {}
+    settings = load_config(args.config, args.overrides).predict
+    raw = read_yaml(args.config, "config") if args.config is not None else None
+    found = raw.get("predict") if isinstance(raw, dict) else None
+    section: dict[str, Any] = found if isinstance(found, dict) else {}
+    found = section.get("tiling")
+    tiling: dict[str, Any] = found if isinstance(found, dict) else {}
+    keys = {text.partition("=")[0].strip() for text in args.overrides}
+    asked: dict[str, Any] = {}
+    if "tta" in section or "predict.tta" in keys:
+        asked["tta"] = settings.tta
+    if "window_px" in tiling or "predict.tiling.window_px" in keys:
+        asked["window"] = settings.tiling.window_px
+    if "overlap" in tiling or "predict.tiling.overlap" in keys:
+        asked["overlap"] = settings.tiling.overlap
+    return settings, asked
+
+
 def _settings(args: argparse.Namespace) -> tuple[PredictSettings, PredictRequest]:
-    """The command line as base `PredictSettings` and the `PredictRequest` chosen per raster
-    (window, overlap and TTA; per-pixel models get no TTA and no overlap)."""
-    try:
-        request = PredictRequest(window=args.window, overlap=args.overlap, tta=args.tta)
-        base = PredictSettings(
-            tiling=TilingSettings(centre_crop_px=args.centre_crop),
-            window_function=args.window_function,
-            tta_mean=args.tta_mean,
-            batch_size=args.batch,
-            dtype=args.dtype,
-            cog=args.cog,
-            compile=args.compile,
+    """The config (if any) and the flags given, as base `PredictSettings` and the
+    `PredictRequest` chosen per raster (window, overlap and TTA; per-pixel models get no TTA
+    and no overlap). Flags not given leave the config's value, else the model card's."""
+    settings, asked = _from_config(args)
+    flags = {"window": args.window, "overlap": args.overlap, "tta": args.tta}
+    asked.update({key: value for key, value in flags.items() if value is not None})
+    update: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("window_function", args.window_function),
+            ("tta_mean", args.tta_mean),
+            ("batch_size", args.batch),
+            ("dtype", args.dtype),
         )
-        if args.centre_crop and args.overlap is not None:
-            window = args.window if isinstance(args.window, int) else 256
-            TilingSettings(window_px=window, overlap=args.overlap, centre_crop_px=args.centre_crop)
+        if value is not None
+    }
+    if args.cog:
+        update["cog"] = True
+    if args.compile:
+        update["compile"] = True
+    try:
+        request = PredictRequest(**asked)
+        crop = settings.tiling.centre_crop_px if args.centre_crop is None else args.centre_crop
+        update["tiling"] = TilingSettings(centre_crop_px=crop)
+        base = PredictSettings.model_validate({**settings.model_dump(), **update})
+        if crop and request.overlap is not None:
+            window = request.window if isinstance(request.window, int) else 256
+            TilingSettings(window_px=window, overlap=request.overlap, centre_crop_px=crop)
         return base, request
     except ValidationError as error:
         first = error.errors()[0]
@@ -195,17 +234,15 @@ def _predict(args: argparse.Namespace) -> int:
         torch.set_num_threads(len(os.sched_getaffinity(0)))
     base, request = _settings(args)
     model = load_model(args.checkpoint, device)
-    if model.per_pixel and (args.tta not in ("auto", 1) or args.overlap):
+    if model.card.per_pixel and (request.tta not in ("auto", 1) or request.overlap):
         log.info("per-pixel model: predicting without TTA or overlap (they change nothing)")
     for path, stem in zip(args.inputs, stems, strict=True):
         outputs = predict_raster(
-            model.predictor,
+            model,
             path,
             args.out,
             settings=base,
             request=request,
-            facts=model.facts,
-            info=model.info,
             resample=args.resample,
             device=device,
             overwrite=args.overwrite,

@@ -1,0 +1,89 @@
+"""`load_model`: a checkpoint, a run folder or an ensemble file, ready to predict.
+
+It returns a `LoadedModel`: the predictor (raw bands in, probabilities out) and the model card
+(`spectraseg.models.card.ModelCard`) every default of prediction comes from. `info` and `facts`
+are the two views of the card that `predict_raster` reads for any callable model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from spectraseg.models.card import ModelCard
+from spectraseg.predict.choices import ModelFacts
+from spectraseg.predict.ensemble import ENSEMBLE_SUFFIXES, build_ensemble
+from spectraseg.predict.inputs import ModelInfo
+from spectraseg.predict.tta import Model
+from spectraseg.train.checkpoint import load_checkpoint
+from spectraseg.train.predictor import build_predictor
+
+__all__ = ["LoadedModel", "facts_from_card", "info_from_card", "load_model"]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A predictor and the card of the model it runs."""
+
+    predictor: Model
+    card: ModelCard
+    source: Path
+
+    @property
+    def info(self) -> ModelInfo:
+        """Bands, classes, thresholds, head and resolution, as `predict_raster` reads them."""
+        return info_from_card(self.card)
+
+    @property
+    def facts(self) -> ModelFacts:
+        """Patch, size multiple, measured margin and TTA scores, as `choices.py` reads them."""
+        return facts_from_card(self.card)
+
+
+def info_from_card(card: ModelCard) -> ModelInfo:
+    """The card's input and output description, for `predict_raster`."""
+    return ModelInfo(
+        band_names=card.band_names,
+        class_names=card.class_names,
+        class_ids=card.class_ids,
+        thresholds=card.thresholds,
+        head=card.head,
+        resolution=card.resolution,
+    )
+
+
+def facts_from_card(card: ModelCard) -> ModelFacts:
+    """The card's facts about predicting cheaply, for `choose_settings`."""
+    return ModelFacts(
+        patch_px=card.patch_px,
+        size_multiple=card.size_multiple,
+        edge_margin_px=card.edge_margin_px,
+        tta_jaccard=card.tta_jaccard,
+        per_pixel=card.per_pixel,
+    )
+
+
+def load_model(
+    path: str | os.PathLike[str], device: torch.device | str | None = None
+) -> LoadedModel:
+    """A `.pt` checkpoint, a run folder (its best.pt) or an ensemble YAML, ready to predict.
+
+    Args:
+        device: where the network runs; default the CPU.
+
+    Raises:
+        CheckpointError: a checkpoint is missing, corrupt or incompatible.
+        ConfigError: the ensemble file is malformed or its members do not fit together.
+    """
+    source = Path(path)
+    target = torch.device(device) if device is not None else torch.device("cpu")
+    if source.suffix.lower() in ENSEMBLE_SUFFIXES:
+        predictor, card = build_ensemble(source, target)
+        return LoadedModel(predictor=predictor, card=card, source=source)
+    checkpoint = load_checkpoint(source)
+    return LoadedModel(
+        predictor=build_predictor(checkpoint, target), card=checkpoint.card, source=source
+    )
