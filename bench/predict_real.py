@@ -58,7 +58,7 @@ def s2_config(minutes: float) -> Any:
 
 def train_s2(minutes: float, retrain: bool) -> Path:
     """The default config trained for `minutes` on the Sentinel-2 folder (reused if present)."""
-    from spectraseg.train.run import train_model
+    from spectraseg.workflow.training import train_model
 
     run = WORK / f"s2run_{minutes:g}min"
     if (run / "best.pt").exists() and not retrain:

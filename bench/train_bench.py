@@ -66,7 +66,7 @@ def load() -> str:
 def quality(minutes: float, scenes: int, size: int) -> None:
     from spectraseg.config import load_config
     from spectraseg.sample import generate_sample
-    from spectraseg.train.run import train_model
+    from spectraseg.workflow.training import train_model
 
     data = OUT / f"sample_{scenes}x{size}"
     if not (data / "classes.yaml").exists():

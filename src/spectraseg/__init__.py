@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from spectraseg.version import __version__
 
 # Public name -> module that defines it.
 _EXPORTS = {
@@ -30,7 +30,7 @@ _EXPORTS = {
     "write_raster": "spectraseg.io.geotiff",
     "load_dataset": "spectraseg.data.catalog",
     "UNet": "spectraseg.models.unet",
-    "train_model": "spectraseg.train.run",
+    "train_model": "spectraseg.workflow.training",
     "load_checkpoint": "spectraseg.train.checkpoint",
     "load_model": "spectraseg.predict.load_model",
     "predict_raster": "spectraseg.predict.raster",
@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     from spectraseg.predict.raster import predict_raster
     from spectraseg.sample import generate_sample
     from spectraseg.train.checkpoint import load_checkpoint
-    from spectraseg.train.run import train_model
+    from spectraseg.workflow.training import train_model
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,7 @@ from spectraseg.predict.edge_margin import EDGE_TOLERANCE
 from spectraseg.predict.tta_choice import TTA_COUNTS, choose_tta
 from spectraseg.sample import generate_sample
 from spectraseg.train.checkpoint import load_checkpoint
-from spectraseg.train.run import train_model
+from spectraseg.workflow.training import train_model
 
 pytestmark = pytest.mark.slow
 

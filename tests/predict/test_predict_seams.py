@@ -19,7 +19,7 @@ from spectraseg.predict.load_model import LoadedModel, load_model
 from spectraseg.predict.raster import PredictSettings, predict_raster
 from spectraseg.predict.tiling import TilingSettings, plan_windows
 from spectraseg.sample import generate_sample
-from spectraseg.train.run import train_model
+from spectraseg.workflow.training import train_model
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from spectraseg.config import load_config
 from spectraseg.errors import ConfigError
 from spectraseg.sample import generate_sample
 from spectraseg.train.checkpoint import load_checkpoint
-from spectraseg.train.run import train_model
+from spectraseg.workflow.training import train_model
 
 TINY = [
     "model.unet.depth=3",

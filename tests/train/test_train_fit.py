@@ -11,7 +11,7 @@ from spectraseg.config import load_config
 from spectraseg.sample import generate_sample
 from spectraseg.train.checkpoint import load_checkpoint
 from spectraseg.train.predictor import build_predictor
-from spectraseg.train.run import train_model
+from spectraseg.workflow.training import train_model
 
 TINY = [
     "model.unet.depth=3",

@@ -21,10 +21,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
 
-from spectraseg import __version__
 from spectraseg.cli import commands
 from spectraseg.errors import SpectrasegError, SpectrasegWarning
 from spectraseg.io.rasters import limit_gdal_cache
+from spectraseg.version import __version__
 
 # The order verbs are listed in `--help`: the workflow's order. Every module in
 # spectraseg/cli/commands is a verb (its name with "_" as "-"); unlisted ones come last.

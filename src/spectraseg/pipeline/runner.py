@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 
-from spectraseg import __version__
 from spectraseg.config import Config
 from spectraseg.errors import ConfigError, did_you_mean
 from spectraseg.pipeline.manifest import Manifest, fingerprint, inventory
 from spectraseg.pipeline.settings import load_run_config
 from spectraseg.pipeline.stages import STAGE_KINDS, RunContext, Stage, plan_stages
+from spectraseg.version import __version__
 
 __all__ = ["StageResult", "run_pipeline"]
 

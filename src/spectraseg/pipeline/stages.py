@@ -181,7 +181,7 @@ def _training_sections(config: Config) -> dict[str, Any]:
 
 def _train(label: str) -> Callable[[RunContext], Outcome]:
     def action(context: RunContext) -> Outcome:
-        from spectraseg.train.run import train_model
+        from spectraseg.workflow.training import train_model
 
         config = model_config(context.config, label)
         out = model_dir(context, label)

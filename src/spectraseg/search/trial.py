@@ -23,7 +23,7 @@ import torch
 
 from spectraseg.config import Config, load_config
 from spectraseg.search.space import SearchSpace
-from spectraseg.train.run import train_model
+from spectraseg.workflow.training import train_model
 
 __all__ = ["HEARTBEAT_ATTR", "TrialBudget", "run_trial", "trial_config", "trial_folder"]
 

@@ -10,8 +10,8 @@ from typing import Any
 from spectraseg.cli.options import add_config_options, resolve_device
 from spectraseg.config import MODEL_NAMES, Config, load_config
 from spectraseg.errors import ConfigError
-from spectraseg.train.run import train_model
 from spectraseg.train.run_folder import RunFolder
+from spectraseg.workflow.training import train_model
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Orchestration above the stages: training a configured model into a run folder."""
