@@ -12,7 +12,7 @@ import pytest
 import rasterio
 import torch
 
-from spectraseg.predict.raster import PredictSettings, predict_array_reference, predict_raster
+from spectraseg.predict.raster import PredictSettings, predict_raster
 from spectraseg.predict.tiling import TilingSettings
 
 SHAPES = [(37, 53), (53, 37), (5, 3), (64, 17), (101, 99)]
@@ -34,7 +34,9 @@ def _whole_padded(model, image: np.ndarray, margin: int) -> np.ndarray:
 
 @pytest.mark.parametrize("tiling", TILINGS, ids=repr)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_pointwise_model_tiled_equals_the_model_on_the_padded_image(shape, tiling, pointwise):
+def test_pointwise_model_tiled_equals_the_model_on_the_padded_image(
+    predict_array_reference, shape, tiling, pointwise
+):
     model = pointwise(4, 3)
     image = np.random.default_rng(0).random((4, *shape)).astype(np.float32)
     settings = PredictSettings(tiling=tiling, tta=1)
@@ -58,7 +60,7 @@ def test_streamed_pointwise_prediction_equals_the_model(shape, pointwise, make_r
 
 @pytest.mark.parametrize("shape", [(37, 53), (9, 30)], ids=str)
 def test_a_3x3_model_with_a_one_pixel_centre_crop_equals_the_model_on_the_padded_image(
-    shape, conv3x3
+    predict_array_reference, shape, conv3x3
 ):
     # The zero padding inside each window corrupts only its outermost pixel ring; cropping that
     # ring away leaves windows that agree with the whole padded image everywhere they count.
@@ -70,7 +72,7 @@ def test_a_3x3_model_with_a_one_pixel_centre_crop_equals_the_model_on_the_padded
 
 
 @pytest.mark.parametrize("window_function", ["spline", "hann", "flat"])
-def test_a_constant_prediction_blends_to_that_constant(window_function):
+def test_a_constant_prediction_blends_to_that_constant(predict_array_reference, window_function):
     image = np.random.default_rng(0).random((3, 41, 29)).astype(np.float32)
     settings = PredictSettings(
         tiling=TilingSettings(window_px=16, overlap=0.5), window_function=window_function
@@ -81,7 +83,9 @@ def test_a_constant_prediction_blends_to_that_constant(window_function):
     assert np.abs(tiled - 0.7).max() < 1e-6
 
 
-def test_an_image_smaller_than_one_window_is_padded_and_predicted(pointwise):
+def test_an_image_smaller_than_one_window_is_padded_and_predicted(
+    predict_array_reference, pointwise
+):
     model = pointwise(3, 1)
     image = np.random.default_rng(0).random((3, 5, 7)).astype(np.float32)
     settings = PredictSettings(tiling=TilingSettings(window_px=64, overlap=0.5), tta=4)

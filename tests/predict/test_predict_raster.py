@@ -14,7 +14,6 @@ from spectraseg.predict import inputs as inputs_module
 from spectraseg.predict.inputs import ModelInfo
 from spectraseg.predict.raster import (
     PredictSettings,
-    predict_array_reference,
     predict_raster,
 )
 from spectraseg.predict.tiling import TilingSettings
@@ -42,7 +41,7 @@ def _read(path):
 )
 @pytest.mark.parametrize("batch_size", [1, 5])
 def test_streaming_matches_the_in_memory_reference(
-    shape, tiling, batch_size, conv3x3, make_raster, tmp_path
+    predict_array_reference, shape, tiling, batch_size, conv3x3, make_raster, tmp_path
 ):
     model = conv3x3(3, 2)
     path = make_raster(*shape, holes=shape[0] > 20)
@@ -58,7 +57,7 @@ def test_streaming_matches_the_in_memory_reference(
 
 
 def test_reading_in_narrow_column_blocks_changes_nothing(
-    conv3x3, make_raster, tmp_path, monkeypatch
+    predict_array_reference, conv3x3, make_raster, tmp_path, monkeypatch
 ):
     # Rasters wider than the read block are read a block of columns at a time.
     monkeypatch.setattr(inputs_module, "READ_BLOCK_COLUMNS", 20)

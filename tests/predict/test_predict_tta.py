@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from spectraseg.data.augment import D4, tta_transforms
-from spectraseg.predict.raster import PredictSettings, predict_array_reference
+from spectraseg.predict.raster import PredictSettings
 from spectraseg.predict.tiling import TilingSettings
 from spectraseg.predict.tta import predict_with_tta
 
@@ -48,7 +48,7 @@ def test_tta_does_not_change_a_d4_equivariant_model(count):
     assert torch.allclose(averaged, model(batch), atol=1e-5)
 
 
-def test_tta_8_leaves_a_tiled_prediction_of_an_equivariant_model_unchanged():
+def test_tta_8_leaves_a_tiled_prediction_of_an_equivariant_model_unchanged(predict_array_reference):
     model = _symmetric_conv_model(3, 2)
     image = np.random.default_rng(2).random((3, 37, 45)).astype(np.float32)
     tiling = TilingSettings(window_px=16, overlap=0.5)

@@ -13,17 +13,13 @@ exact to within one bin, 1/4096 of the band's range.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from spectraseg.errors import BandError, ConfigError
-from spectraseg.io.atomic import write_text_atomic
 
 Array = np.ndarray
 NUM_BINS = 4096  # even, so that doubling the range merges bin pairs exactly
@@ -258,24 +254,3 @@ def normalize(
         bad |= ~valid[None]
     out[bad] = 0.0
     return out
-
-
-def save_band_stats(
-    stats: BandStats, path: str | os.PathLike[str], *, overwrite: bool = True
-) -> None:
-    """Write the statistics as a small JSON file, atomically."""
-    write_text_atomic(path, json.dumps(stats.to_dict(), indent=2) + "\n", overwrite=overwrite)
-
-
-def load_band_stats(path: str | os.PathLike[str]) -> BandStats:
-    """Read statistics written by `save_band_stats`."""
-    source = Path(path)
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: no such band statistics file.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{source}: not valid JSON ({error}).") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a JSON object with band_names, mean, std, ...")
-    return BandStats.from_dict(data, source=str(source))

@@ -3,12 +3,12 @@
 The raster is cut into overlapping windows (`tiling.py`); windows are read a row of windows at
 a time (`inputs.py`), batched, predicted with test-time augmentation (`tta.py`) and blended into
 a band of output rows (`blending.py`). Rows no later window reaches are finished: they are
-written out (`outputs.py`, which describes the files) and their memory reused. Memory therefore
+written out (`outputs.py`; the format is `io/prediction_raster.py`) and their memory reused. Memory therefore
 grows with the raster's width and the window, never with its height; a 100 000-row scene costs
 what 1 000 rows cost.
 
-`predict_array_reference` is the same algorithm on arrays in memory, written the plain way,
-so tests can check the streaming against it.
+The tests hold the same algorithm on arrays in memory, written the plain way
+(`predict_array_reference` in `tests/predict/conftest.py`), and check the streaming against it.
 """
 
 from __future__ import annotations
@@ -54,12 +54,11 @@ from spectraseg.predict.memory import (
 )
 from spectraseg.predict.outputs import BlockRowSink, PredictionOutputs
 from spectraseg.predict.settings import CPU_BATCH_PIXELS, GPU_FIRST_BATCH, PredictSettings
-from spectraseg.predict.tiling import WindowPlan, plan_windows, reflect_indices
+from spectraseg.predict.tiling import WindowPlan, plan_windows
 from spectraseg.predict.tta import Model, predict_with_tta
 
 __all__ = [
     "PredictSettings",
-    "predict_array_reference",
     "predict_raster",
 ]
 
@@ -468,70 +467,3 @@ def _run(
                 )
         advance(seen)
     release_until(plan.extent_height)
-
-
-# --- reference -----------------------------------------------------------------------------
-
-
-def predict_array_reference(
-    model: Model,
-    image: np.ndarray,
-    valid: np.ndarray | None = None,
-    *,
-    settings: PredictSettings | None = None,
-) -> np.ndarray:
-    """The algorithm of `predict_raster` on an array in memory, written the plain way.
-
-    Pads the whole image by reflection, predicts each window alone, and accumulates Σw·p and
-    Σw over the whole padded extent in float64. For tests: memory is many times the image.
-
-    Args:
-        image: (C, H, W) float32 raw bands.
-        valid: (H, W) bool; invalid pixels reach the model as NaN and come out as NaN.
-
-    Returns:
-        (K, H, W) float32 probabilities, NaN where invalid.
-    """
-    settings = settings or PredictSettings()
-    _, height, width = image.shape
-    valid = np.ones((height, width), dtype=bool) if valid is None else valid
-    plan = plan_windows(height, width, settings.tiling)
-    size, margin = plan.window_px, plan.margin_px
-    rows = reflect_indices(np.arange(-margin, plan.extent_height - margin), height)
-    cols = reflect_indices(np.arange(-margin, plan.extent_width - margin), width)
-    padded = np.where(valid, image, np.nan).astype(np.float32)[:, rows][:, :, cols]
-    padded_valid = valid[rows][:, cols]
-    weights = window_2d(settings.window_function, size, crop_px=plan.crop_px).astype(np.float64)
-    transforms = tta_transforms(settings.tta)
-    weighted_sum: np.ndarray | None = None
-    weight_sum = np.zeros((plan.extent_height, plan.extent_width))
-    for window in plan.windows():
-        r, c = int(window.row_off) + margin, int(window.col_off) + margin
-        window_valid = padded_valid[r : r + size, c : c + size]
-        if not window_valid.any():
-            continue
-        batch = torch.from_numpy(padded[None, :, r : r + size, c : c + size].copy())
-        with torch.inference_mode():
-            probs = (
-                predict_with_tta(
-                    model,
-                    batch,
-                    transforms,
-                    mean=settings.tta_mean,
-                    channels_last=settings.channels_last,
-                )[0]
-                .double()
-                .numpy()
-            )
-        if weighted_sum is None:
-            weighted_sum = np.zeros((probs.shape[0], *weight_sum.shape))
-        usable = window_valid & np.isfinite(probs).all(axis=0)
-        weighted_sum[:, r : r + size, c : c + size] += weights * usable * np.nan_to_num(probs)
-        weight_sum[r : r + size, c : c + size] += weights * usable
-    if weighted_sum is None:
-        raise ValueError("the image has no valid pixel")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        blended = weighted_sum / weight_sum
-    blended[:, weight_sum == 0] = np.nan
-    inside = (slice(None), slice(margin, margin + height), slice(margin, margin + width))
-    return blended[inside].astype(np.float32)
