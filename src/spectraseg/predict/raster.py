@@ -3,9 +3,9 @@
 The raster is cut into overlapping windows (`tiling.py`); windows are read a row of windows at
 a time (`inputs.py`), batched, predicted with test-time augmentation (`tta.py`) and blended into
 a band of output rows (`blending.py`). Rows no later window reaches are finished: they are
-written out (`outputs.py`; the format is `io/prediction_raster.py`) and their memory reused. Memory therefore
-grows with the raster's width and the window, never with its height; a 100 000-row scene costs
-what 1 000 rows cost.
+written out (`outputs.py`; the format is `io/prediction_raster.py`) and their memory reused.
+Memory therefore grows with the raster's width and the window, never with its height; a
+100 000-row scene costs what 1 000 rows cost.
 
 The tests hold the same algorithm on arrays in memory, written the plain way
 (`predict_array_reference` in `tests/predict/conftest.py`), and check the streaming against it.
