@@ -11,12 +11,12 @@ import torch
 from spectraseg.errors import CheckpointError
 from spectraseg.models.card import ModelCard
 from spectraseg.models.unet import UNet
+from spectraseg.predict.predictor import build_predictor
 from spectraseg.train.checkpoint import (
     Checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from spectraseg.train.predictor import build_predictor
 
 BANDS = ("blue", "green", "red", "nir")
 SETTINGS = {"depth": 3, "base_filters": 4}

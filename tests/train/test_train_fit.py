@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from spectraseg.config import load_config
+from spectraseg.predict.predictor import build_predictor
 from spectraseg.sample import generate_sample
 from spectraseg.train.checkpoint import load_checkpoint
-from spectraseg.train.predictor import build_predictor
 from spectraseg.workflow.training import train_model
 
 TINY = [

@@ -28,10 +28,10 @@ from spectraseg.errors import ConfigError
 from spectraseg.io.yaml_file import read_yaml
 from spectraseg.models.card import ModelCard
 from spectraseg.predict.compiled import compile_model
+from spectraseg.predict.predictor import build_predictor
 from spectraseg.predict.tta import Model
 from spectraseg.settings import Settings
 from spectraseg.train.checkpoint import load_checkpoint
-from spectraseg.train.predictor import build_predictor
 
 __all__ = [
     "ENSEMBLE_SUFFIXES",

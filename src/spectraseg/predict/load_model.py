@@ -17,9 +17,9 @@ from spectraseg.models.card import ModelCard
 from spectraseg.predict.choices import ModelFacts
 from spectraseg.predict.ensemble import ENSEMBLE_SUFFIXES, build_ensemble
 from spectraseg.predict.inputs import ModelInfo
+from spectraseg.predict.predictor import build_predictor
 from spectraseg.predict.tta import Model
 from spectraseg.train.checkpoint import load_checkpoint
-from spectraseg.train.predictor import build_predictor
 
 __all__ = ["LoadedModel", "facts_from_card", "info_from_card", "load_model"]
 

@@ -12,7 +12,7 @@ Format 1 (spectraseg 0.1.0 before the card) kept the same facts in separate keys
 (`band_names`, `indices`, `normalization`, `config`, ...); such files still load, converted to
 a card (class ids 1..K, which is what they meant).
 
-`train/predictor.py` turns a checkpoint into the callable `predict_raster` feeds raw bands to.
+`predict/predictor.py` turns a checkpoint into the callable `predict_raster` feeds raw bands to.
 """
 
 from __future__ import annotations
