@@ -97,7 +97,7 @@ def largest_valid_size(size: int, depth: int) -> int:
     return size // multiple * multiple
 
 
-def probabilities(logits: torch.Tensor, head: str) -> torch.Tensor:
+def probabilities(logits: torch.Tensor, head: Head) -> torch.Tensor:
     """Per-class probabilities from (N, K, H, W) logits: sigmoid, or softmax over classes."""
     if head == "sigmoid":
         return torch.sigmoid(logits)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from spectraseg.data.dataset import ValidationSet
+from spectraseg.models.head import Head
 from spectraseg.models.unet import probabilities
 from spectraseg.predict.edge_margin import measure_edge_margin
 from spectraseg.predict.tta import Model
@@ -63,7 +64,7 @@ def validation_canvases(validation: ValidationSet) -> list[np.ndarray]:
     return canvases
 
 
-def _probabilities_of(network: nn.Module, head: str, size_multiple: int) -> Model:
+def _probabilities_of(network: nn.Module, head: Head, size_multiple: int) -> Model:
     """The network as a callable on normalized inputs of any size, returning probabilities."""
     parameter = next(network.parameters())
 
@@ -80,7 +81,7 @@ def measure_prediction_cost(
     network: nn.Module,
     validation: ValidationSet,
     *,
-    head: str,
+    head: Head,
     size_multiple: int,
     thresholds: Sequence[float],
 ) -> PredictionCost:

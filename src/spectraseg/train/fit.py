@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from spectraseg.data.dataset import PatchDataset, ValidationSet
+from spectraseg.models.head import Head
 from spectraseg.settings import Settings
 from spectraseg.train.checkpoint import Checkpoint, save_checkpoint
 from spectraseg.train.loop import Evaluation, Loss, evaluate, train_one_epoch
@@ -205,7 +206,7 @@ def fit(
     *,
     settings: TrainSettings,
     loss_fn: Loss,
-    head: str,
+    head: Head,
     device: torch.device,
     class_names: Sequence[str],
     size_multiple: int,

@@ -18,6 +18,7 @@ import torch.nn.functional as functional
 from torch import nn
 
 from spectraseg.data.dataset import ValidationSet
+from spectraseg.models.head import Head
 from spectraseg.models.unet import probabilities
 from spectraseg.train.metrics import ClassCounts, ThresholdSweep
 
@@ -136,7 +137,7 @@ def evaluate(
     validation: ValidationSet,
     loss_fn: Loss,
     *,
-    head: str,
+    head: Head,
     device: torch.device,
     size_multiple: int,
     channels_last: bool = False,

@@ -18,6 +18,7 @@ import torch.nn.functional as functional
 from pydantic import Field, field_validator
 
 from spectraseg.errors import ConfigError, did_you_mean
+from spectraseg.models.head import HEADS, Head
 from spectraseg.settings import Settings
 
 __all__ = ["LOSS_TERMS", "LossSettings", "SegmentationLoss", "build_loss"]
@@ -75,8 +76,8 @@ class SegmentationLoss:
     nothing to the loss and receive exactly zero gradient, even when their logits are not finite.
     """
 
-    def __init__(self, settings: LossSettings, head: str = "sigmoid") -> None:
-        if head not in ("sigmoid", "softmax"):
+    def __init__(self, settings: LossSettings, head: Head = "sigmoid") -> None:
+        if head not in HEADS:
             raise ConfigError(f"unknown head {head!r}; known: sigmoid, softmax")
         for name in settings.terms:
             needed = _HEAD_OF_TERM.get(name)
@@ -174,7 +175,7 @@ class SegmentationLoss:
         return weights * (num_classes / weights.sum())
 
 
-def build_loss(settings: LossSettings, head: str = "sigmoid") -> SegmentationLoss:
+def build_loss(settings: LossSettings, head: Head = "sigmoid") -> SegmentationLoss:
     """The configured objective for a model with the given head ("sigmoid" or "softmax")."""
     return SegmentationLoss(settings, head)
 

@@ -29,6 +29,7 @@ from spectraseg.data.scene import Scene
 from spectraseg.errors import CheckpointError, ConfigError
 from spectraseg.io.lock import folder_lock
 from spectraseg.models.card import PER_PIXEL_MODELS, CardClass, ModelCard, Normalization
+from spectraseg.models.head import Head
 from spectraseg.models.registry import build_model
 from spectraseg.settings import Settings
 from spectraseg.train.checkpoint import (
@@ -66,7 +67,7 @@ def _checkpoint_template(
     *,
     in_channels: int,
     model_settings: Mapping[str, Any],
-    head: str,
+    head: Head,
     size_multiple: int,
 ) -> Checkpoint:
     """Everything `best.pt` says about the model except what training fills in."""
@@ -300,7 +301,7 @@ def _record_prediction_cost(
     data: TrainingData,
     run: RunFolder,
     *,
-    head: str,
+    head: Head,
     multiple: int,
 ) -> None:
     """Measure the best weights' edge margin and TTA Jaccard and store them in `best.pt`, so
