@@ -565,7 +565,7 @@ def test_a_float_truth_rasters_nodata_value_is_ignored_not_a_class(
 def test_a_mask_covering_part_of_its_scene_leaves_the_rest_ignored(
     sample: Path, tmp_path: Path
 ) -> None:
-    from spectraseg.classes import load_classes
+    from spectraseg.io.classes_file import load_classes
     from spectraseg.io.masks import read_mask
     from spectraseg.io.rasters import grid_of
 
