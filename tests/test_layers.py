@@ -44,6 +44,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+# Upward imports allowed for now: old homes kept (lazily) for callers not yet moved to the new
+# ones. Each entry must still exist: remove it together with its shim.
+ALLOWED_UPWARD = {
+    ("spectraseg.classes", "spectraseg.io.classes_file"),
+    ("spectraseg.train.run", "spectraseg.workflow.training"),
+}
+
+
 def layer_of(module: str) -> int:
     """The position of `module`'s layer; the longest matching prefix wins."""
     best, best_length = -1, -1
@@ -91,9 +99,14 @@ def test_imports_point_only_down(path: Path) -> None:
     upward = [
         f"{module} ({LAYERS[own][0]}) imports {name} ({LAYERS[layer_of(name)][0]})"
         for name in imports_of(path)
-        if layer_of(name) > own
+        if layer_of(name) > own and (module, name) not in ALLOWED_UPWARD
     ]
     assert not upward, "; ".join(upward)
+
+
+def test_every_allowed_upward_import_still_exists() -> None:
+    found = {(module_name(path), name) for path in SOURCES for name in imports_of(path)}
+    assert ALLOWED_UPWARD <= found, "remove from ALLOWED_UPWARD: " + str(ALLOWED_UPWARD - found)
 
 
 def test_a_module_importing_upward_is_caught(tmp_path: Path) -> None:

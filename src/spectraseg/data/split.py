@@ -20,7 +20,8 @@ from typing import Literal, NamedTuple
 import numpy as np
 from pydantic import Field
 
-from spectraseg.errors import ConfigError, DataError, did_you_mean
+from spectraseg.classes import did_you_mean
+from spectraseg.errors import ConfigError, DataError
 from spectraseg.settings import Settings
 
 __all__ = ["Split", "SplitSettings", "ValidationWindow", "largest_patch_size", "split_scenes"]

@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from spectraseg.classes import load_classes, save_classes
 from spectraseg.config import Config
 from spectraseg.data.catalog import CLASSES_FILE, SceneSource, find_scenes
 from spectraseg.errors import ConfigError, DataError
 from spectraseg.io.atomic import write_text_atomic
-from spectraseg.io.classes_file import load_classes, save_classes
 from spectraseg.pipeline.settings import model_config
 
 __all__ = ["STAGE_KINDS", "RunContext", "Stage", "plan_stages", "scores_path"]
@@ -181,7 +181,7 @@ def _training_sections(config: Config) -> dict[str, Any]:
 
 def _train(label: str) -> Callable[[RunContext], Outcome]:
     def action(context: RunContext) -> Outcome:
-        from spectraseg.workflow.training import train_model
+        from spectraseg.train.run import train_model
 
         config = model_config(context.config, label)
         out = model_dir(context, label)
@@ -219,7 +219,7 @@ def _prediction_inputs(context: RunContext) -> list[tuple[str, tuple[Path, ...]]
 
 def _predict(label: str) -> Callable[[RunContext], Outcome]:
     def action(context: RunContext) -> Outcome:
-        from spectraseg.predict.load_model import load_model
+        from spectraseg.predict.ensemble import load_model
         from spectraseg.predict.raster import predict_raster
 
         model = load_model(model_dir(context, label) / "best.pt", context.device)
