@@ -7,6 +7,7 @@
     DIR/predictions/<model>/  <scene>_probs.tif, <scene>_mask.tif and <scene>.geojson
     DIR/scores.json        the U-Net's per-class Jaccard on the held-out scene (and scores.csv)
     DIR/scores/<model>/    each model's scores; DIR/manifest.json and DIR/run.log
+    DIR/report.html        both models side by side, to look at (figures in report_figures/)
 
 The demo only makes the data and the config; everything else is `run_pipeline`, so a rerun
 continues where it stopped and `--overwrite` starts over.
@@ -24,7 +25,7 @@ import yaml
 
 from spectraseg.io.atomic import write_text_atomic
 from spectraseg.pipeline.runner import run_pipeline
-from spectraseg.pipeline.stages import scores_path
+from spectraseg.pipeline.stages import report_path, scores_path
 from spectraseg.sample import generate_sample
 
 log = logging.getLogger(__name__)
@@ -82,4 +83,6 @@ def run_demo(
         f"mean Jaccard on the held-out scene: U-Net {scores[PRIMARY]:.3f}, random forest "
         f"{scores[BASELINE]:.3f} (scores in {out_dir / 'scores.json'})"
     )
+    if report_path(out_dir).is_file():
+        print(f"report: {report_path(out_dir)}")
     return float(scores[PRIMARY])

@@ -43,6 +43,7 @@ def test_train_writes_a_run_folder_within_the_epoch_bound(sample, tmp_path, caps
     assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
     assert len((out / "history.csv").read_text().splitlines()) == 2
     assert "epochs: 1" in (out / "config.yaml").read_text()
+    assert 'id="overlays"' in (out / "report.html").read_text()  # the validation scenes
 
 
 @pytest.mark.filterwarnings("ignore:data.patch_size")  # configs ask for more than 64 px scenes

@@ -85,6 +85,8 @@ def test_a_first_run_fills_the_run_folder(finished_run: Path) -> None:
         "predictions/unet/scene_000_probs.tif",
         "predictions/forest/scene_000.geojson",
         "scores/forest/scores.json",
+        "report.html",
+        "report_figures/overlay-forest-scene_000-truth.png",
     ):
         assert (run / path).is_file(), path
     manifest = json.loads((run / "manifest.json").read_text())
@@ -99,13 +101,16 @@ def test_changing_nothing_reruns_nothing_and_rewrites_nothing(finished_run: Path
     assert file_times(finished_run.parent / "run") == before
 
 
-def test_a_postprocess_change_reruns_only_postprocess_and_evaluation(finished_run: Path) -> None:
+def test_a_postprocess_change_reruns_only_postprocess_evaluation_and_report(
+    finished_run: Path,
+) -> None:
     results = run_pipeline(finished_run, ["postprocess.polygons.simplify_px=1.0"])
     assert ran(results) == [
         "postprocess:unet",
         "postprocess:forest",
         "evaluate:unet",
         "evaluate:forest",
+        "report",
     ]
 
 
@@ -117,12 +122,13 @@ def test_one_models_setting_retrains_that_model_only(finished_run: Path) -> None
         "predict:forest",
         "postprocess:forest",
         "evaluate:forest",
+        "report",
     ]
 
 
 def test_from_reruns_a_stage_and_everything_after_it(finished_run: Path) -> None:
     results = run_pipeline(finished_run, from_stage="evaluate")
-    assert ran(results) == ["evaluate:unet", "evaluate:forest"]
+    assert ran(results) == ["evaluate:unet", "evaluate:forest", "report"]
     results = run_pipeline(finished_run, until_stage="train")
     assert [r.name for r in results] == ["prepare", "prepare:test", "train:unet", "train:forest"]
 

@@ -68,6 +68,17 @@ def _class_scores(counts: ClassCounts, objects: ObjectCounts | None, k: int) -> 
     return scores
 
 
+def _scored_pixels(counts: ClassCounts) -> int:
+    if counts.num_classes == 0:
+        return 0
+    return int(
+        counts.true_positive[0]
+        + counts.false_positive[0]
+        + counts.false_negative[0]
+        + counts.true_negative[0]
+    )
+
+
 def scores_document(
     evaluation: Evaluation, *, sources: Mapping[str, str | None] | None = None
 ) -> dict[str, Any]:
@@ -77,6 +88,8 @@ def scores_document(
     document: dict[str, Any] = {
         "mean_jaccard": _number(evaluation.mean_jaccard),
         "classes": list(names),
+        # Scored pixels (all classes count the same ones): the base of each class's pixel share.
+        "pixels": _scored_pixels(counts),
         "per_class": {name: _class_scores(counts, objects, k) for k, name in enumerate(names)},
         "scenes": [
             {

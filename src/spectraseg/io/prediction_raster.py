@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import Literal
 
 import numpy as np
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
@@ -403,6 +404,34 @@ class PredictionRaster:
             values = np.asarray(self.info.band_values).reshape(-1, 1, 1)
             return None, np.asarray((raw[0][None] == values) & valid[:1])
         return None, np.asarray((raw != 0) & valid)
+
+    def read_decimated(
+        self, height: int, width: int
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
+        """`read_rows` of the whole raster at (height, width), nearest neighbour, plus validity.
+
+        GDAL reads only what the smaller grid needs (overviews when the file has them), so a
+        preview of a huge raster costs memory for the preview only.
+        """
+        shape = (self._dataset.count, height, width)
+        try:
+            raw = self._dataset.read(out_shape=shape, resampling=Resampling.nearest)
+            masks = self._dataset.read_masks(out_shape=shape, resampling=Resampling.nearest)
+        except RasterioError as error:
+            raise self._unreadable(error) from None
+        valid = np.all(masks > 0, axis=0)
+        nodata = self._dataset.nodata
+        if self.info.kind == "probabilities":
+            probs = raw.astype(np.float32)
+            invalid = _is_nodata(raw, nodata)
+            if raw.dtype.kind in "ui":
+                probs /= np.float32(self._scale())
+            probs[invalid] = np.nan
+            return probs, None, valid
+        if self.info.class_band:
+            values = np.asarray(self.info.band_values).reshape(-1, 1, 1)
+            return None, np.asarray((raw[0][None] == values) & valid[None]), valid
+        return None, np.asarray((raw != 0) & valid[None]), valid
 
     def read_valid(self) -> np.ndarray:
         """(H, W) bool: pixels holding a prediction (not nodata)."""

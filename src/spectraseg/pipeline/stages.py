@@ -34,7 +34,7 @@ from spectraseg.errors import ConfigError, DataError
 from spectraseg.io.atomic import write_text_atomic
 from spectraseg.pipeline.settings import model_config
 
-__all__ = ["STAGE_KINDS", "RunContext", "Stage", "plan_stages", "scores_path"]
+__all__ = ["STAGE_KINDS", "RunContext", "Stage", "plan_stages", "report_path", "scores_path"]
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +291,28 @@ def _evaluate(label: str, primary: bool) -> Callable[[RunContext], Outcome]:
     return action
 
 
+# --- the report -----------------------------------------------------------------------------
+
+
+def report_path(out: Path) -> Path:
+    """The run's report, comparing every model (its figures in `report_figures/` beside it)."""
+    return out / "report.html"
+
+
+def report(context: RunContext) -> Outcome:
+    """One page comparing the models: scores, training, the test scenes, errors, thresholds."""
+    from spectraseg.report.build import figures_dir, write_report
+    from spectraseg.report.collect import pipeline_sources
+
+    run = context.config.run
+    sources = pipeline_sources(
+        context.out, labels=list(run.models), test=[run.test] if run.test else []
+    )
+    target = write_report(sources, report_path(context.out), overwrite=True)
+    figures = sorted(figures_dir(target).glob("*.png"))
+    return [target, *figures], f"{len(sources)} models, {len(figures)} figures"
+
+
 # --- the plan -------------------------------------------------------------------------------
 
 
@@ -346,5 +368,11 @@ def plan_stages(context: RunContext) -> list[Stage]:
                     after=(names["postprocess"], "prepare:test"),
                 )
             )
+    if run.report:
+        # After every evaluation (or training, without test scenes): a post-processing change
+        # reaches the report through their fingerprints; an unchanged run leaves it alone.
+        kind = "evaluate" if run.test is not None else "train"
+        after = tuple(stage.name for stage in stages if stage.kind == kind)
+        stages.append(Stage("report", "report", {"models": list(run.models)}, report, after=after))
     # Stage by stage across models: `--until train` trains every model and stops.
     return sorted(stages, key=lambda stage: STAGE_KINDS.index(stage.kind))

@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
+from spectraseg.errors import SpectrasegError
 from spectraseg.evaluate.runner import evaluate_paths
 from spectraseg.evaluate.tables import scores_table, write_scores
 from spectraseg.io.lock import folder_lock
@@ -59,6 +60,13 @@ def add_parser(subparsers: Any) -> None:
         help="classes.yaml (default: beside the truth or in its parent)",
     )
     parser.add_argument(
+        "--images",
+        type=Path,
+        metavar="DIR",
+        help="data folder with the scenes' images, for the report's overlays (default: found "
+        "beside the truth)",
+    )
+    parser.add_argument(
         "--objects",
         action="store_true",
         help="also score objects matched at IoU >= 0.5 (SpaceNet style)",
@@ -82,11 +90,32 @@ def _evaluate(args: argparse.Namespace) -> int:
     json_path, _ = write_scores(
         args.out, evaluation, sources=inputs.as_dict(), overwrite=args.overwrite
     )
+    report = _write_report(args)
     if math.isnan(evaluation.mean_jaccard):
         log.warning("no class is present in the truth or the prediction: mean Jaccard is n/a")
     if not args.quiet:
         Console(soft_wrap=True).print(scores_table(evaluation))
     mean = evaluation.mean_jaccard
     shown = "n/a" if math.isnan(mean) else f"{mean:.4f}"
-    print(f"mean Jaccard: {shown} ({json_path})")
+    print(f"mean Jaccard: {shown} ({json_path}; report: {report})")
     return 0
+
+
+def _write_report(args: argparse.Namespace) -> Path | str:
+    """DIR/report.html from the scores just written and the scenes they name. The scores are
+    complete without it, so a failure is a warning with the command that retries it."""
+    from spectraseg.report.build import REPORT_FILE, write_report
+    from spectraseg.report.collect import collect_sources
+
+    images = [args.images] if args.images else []
+    try:
+        return write_report(collect_sources([args.out], images=images), args.out / REPORT_FILE)
+    except (SpectrasegError, OSError) as error:
+        log.warning(
+            "%s: the scores are written but the report failed (%s); retry with "
+            "spectraseg report %s",
+            args.out,
+            error,
+            args.out,
+        )
+        return "not written"

@@ -7,9 +7,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from spectraseg.cli.options import add_config_options, resolve_device
 from spectraseg.config import MODEL_NAMES, Config, load_config
-from spectraseg.errors import ConfigError
+from spectraseg.errors import ConfigError, SpectrasegError
 from spectraseg.train.run_folder import RunFolder
 from spectraseg.workflow.training import train_model
 
@@ -75,15 +77,19 @@ def run(args: argparse.Namespace) -> int:
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise ConfigError(f"--max-minutes {args.max_minutes}: give a positive time budget.")
     config = resolved_config(args)
+    data_dir = _data_dir(args, config)
+    device = resolve_device(args.accelerator)
     result = train_model(
         config,
-        data_dir=_data_dir(args, config),
+        data_dir=data_dir,
         out_dir=args.out,
         resume=args.resume,
         overwrite=args.overwrite,
-        device=resolve_device(args.accelerator),
+        device=device,
         progress=not args.quiet,
     )
+    if config.run.report:
+        _write_report(args.out, data_dir, device)
     log.info(
         "%s: best validation mean Jaccard %.3f (epoch %d of %d, stopped by %s)",
         args.out,
@@ -93,3 +99,23 @@ def run(args: argparse.Namespace) -> int:
         result.stopped.replace("_", " "),
     )
     return 0
+
+
+def _write_report(run_dir: Path, data_dir: Path, device: torch.device) -> None:
+    """RUN_DIR/report.html for the validation scenes. The run is complete without it, so a
+    failure here is a warning with the command that retries it, not a failed training."""
+    from spectraseg.report.build import REPORT_FILE, write_report
+    from spectraseg.report.validation import validation_source
+
+    try:
+        source = validation_source(run_dir, data_dir, device=device)
+        write_report([source], run_dir / REPORT_FILE, overwrite=True)
+    except (SpectrasegError, OSError) as error:
+        log.warning(
+            "%s: training is complete but its report failed (%s); retry with "
+            "spectraseg report %s --data %s",
+            run_dir,
+            error,
+            run_dir,
+            data_dir,
+        )
