@@ -45,7 +45,7 @@ def test_the_page_makes_no_network_request(full_report: Path) -> None:
             assert not re.match(r"\s*(https?:)?//", attrs.get(name, ""), re.I), (tag, attrs)
     text = full_report.read_text(encoding="utf-8")
     assert not re.search(r"url\(\s*['\"]?(https?:)?//", text, re.I)  # no CSS fetches either
-    assert "<script src" not in text and "<link rel=\"stylesheet\"" not in text
+    assert "<script src" not in text and '<link rel="stylesheet"' not in text
 
 
 def test_every_section_with_inputs_is_present_in_page_order(full_report: Path) -> None:
