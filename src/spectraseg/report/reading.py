@@ -8,6 +8,7 @@ small grid; the image is read the same way when it is one file, and strip by str
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from spectraseg.classes import ClassList
+from spectraseg.errors import SpectrasegWarning
 from spectraseg.evaluate.matching import load_truth
 from spectraseg.grid import Grid
 from spectraseg.io.rasters import data_band_indexes, open_dataset, open_stack
@@ -128,7 +130,10 @@ def read_scene_view(
     # A background band of the prediction is not a class of the truth: it is not shown.
     keep = [k for k, n in enumerate(info.class_names) if n in classes.names]
     positions = [classes.index_of(info.class_names[k]) for k in keep]
-    truth_mask, ignore = load_truth(truth, grid, classes)
+    with warnings.catch_warnings():
+        # Scoring read the same truth and already warned about it (repaired polygons, ...).
+        warnings.simplefilter("ignore", SpectrasegWarning)
+        truth_mask, ignore = load_truth(truth, grid, classes)
     truth_mask, mask = truth_mask[positions], mask[keep]
     probs = probs[keep] if probs is not None and info.head == "sigmoid" else None
     composite: np.ndarray | None = None
