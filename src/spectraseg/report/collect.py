@@ -79,21 +79,21 @@ class RunFacts:
         from spectraseg.train.checkpoint import load_checkpoint  # torch: only for a run
 
         checkpoint = load_checkpoint(folder / "best.pt")
+        card = checkpoint.card
         self.settings = checkpoint.config
-        self.band_names = checkpoint.band_names
-        self.class_names = checkpoint.class_names
-        self.colours = checkpoint.class_colours
-        self.thresholds = checkpoint.thresholds
+        self.band_names = card.band_names
+        self.class_names = card.class_names
+        self.colours = card.class_colours
+        self.thresholds = card.thresholds
         self.provenance = {
             "model": checkpoint.model_name,
             "run folder": str(folder),
-            "bands": ", ".join(checkpoint.band_names)
-            + (f" + {', '.join(checkpoint.indices)}" if checkpoint.indices else ""),
+            "bands": ", ".join(card.band_names)
+            + (f" + {', '.join(card.indices.names)}" if card.indices.names else ""),
             "best epoch": f"{checkpoint.epoch} "
             f"(validation mean Jaccard {checkpoint.best_score:.4f})",
             "thresholds": ", ".join(
-                f"{n} {t:.2f}"
-                for n, t in zip(checkpoint.class_names, checkpoint.thresholds, strict=False)
+                f"{n} {t:.2f}" for n, t in zip(card.class_names, card.thresholds, strict=False)
             ),
             "seed": str(checkpoint.seed),
             "versions": ", ".join(f"{k} {v}" for k, v in sorted(checkpoint.versions.items())),
@@ -215,7 +215,7 @@ def evaluation_source(
 
 
 def _chosen(path: Path, tuned: Sequence[float] | None, count: int) -> Sequence[float]:
-    from spectraseg.postprocess.prediction import PredictionRaster
+    from spectraseg.io.prediction_raster import PredictionRaster
 
     with PredictionRaster(path) as raster:
         found = raster.info.tuned_thresholds

@@ -21,9 +21,9 @@ from spectraseg.classes import ClassList
 from spectraseg.errors import SpectrasegWarning
 from spectraseg.evaluate.matching import load_truth
 from spectraseg.grid import Grid
+from spectraseg.io.prediction_raster import PredictionRaster
 from spectraseg.io.rasters import data_band_indexes, open_dataset, open_stack
-from spectraseg.postprocess.prediction import PredictionRaster
-from spectraseg.predict.outputs import make_mask
+from spectraseg.models.head import class_masks
 from spectraseg.report.composite import choose_composite, preview_shape, stretch
 from spectraseg.report.sources import SceneView
 
@@ -120,12 +120,7 @@ def read_scene_view(
     if mask is None:
         assert probs is not None
         chosen = info.tuned_thresholds or thresholds or (0.5,) * len(info.class_names)
-        ids = make_mask(probs, chosen, info.head)
-        if info.head == "softmax":
-            values = np.arange(len(info.class_names)).reshape(-1, 1, 1)
-            mask = (ids == values) & valid[None]
-        else:
-            mask = (ids == 1) & valid[None]
+        mask = class_masks(probs, chosen, info.head) & valid[None]
     grid = coarse_grid(info.grid, *shape)
     # A background band of the prediction is not a class of the truth: it is not shown.
     keep = [k for k, n in enumerate(info.class_names) if n in classes.names]

@@ -14,40 +14,34 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
-from spectraseg.config import Config, load_config
 from spectraseg.data.catalog import load_dataset, select_classes
+from spectraseg.data.settings import DataSettings
 from spectraseg.data.split import split_scenes
 from spectraseg.evaluate.scores import Evaluation, score_scene
 from spectraseg.evaluate.tables import scores_document
-from spectraseg.predict.outputs import make_mask
+from spectraseg.models.head import class_masks
+from spectraseg.predict.predictor import build_predictor
 from spectraseg.report.collect import RunFacts, search_figures
 from spectraseg.report.composite import choose_composite, preview_shape, stretch
 from spectraseg.report.reading import DEFAULT_MAX_PIXELS
 from spectraseg.report.sources import ReportSource, SceneView, ThresholdCurves
 from spectraseg.train.checkpoint import Checkpoint, load_checkpoint
 from spectraseg.train.metrics import ThresholdSweep
-from spectraseg.train.predictor import build_predictor
 
 __all__ = ["validation_source"]
 
 log = logging.getLogger(__name__)
 
 
-def _run_config(folder: Path, checkpoint: Checkpoint) -> Config:
+def _run_sections(folder: Path, checkpoint: Checkpoint) -> tuple[DataSettings, int]:
+    """The run's data settings and seed: what decides its split (from its config.yaml)."""
+    config = checkpoint.config
     if (folder / "config.yaml").is_file():
-        return load_config(folder / "config.yaml")
-    return Config.model_validate(checkpoint.config)
-
-
-def _masks(probs: np.ndarray, checkpoint: Checkpoint) -> np.ndarray:
-    """(K, H, W) bool as `predict` makes masks: tuned thresholds, or the most probable class."""
-    ids = make_mask(
-        probs, checkpoint.thresholds, "softmax" if checkpoint.head == "softmax" else "sigmoid"
-    )
-    if checkpoint.head == "softmax":
-        return np.asarray(ids == np.arange(probs.shape[0]).reshape(-1, 1, 1))
-    return np.asarray(ids == 1)
+        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}
+    data = DataSettings.model_validate(config.get("data") or {})
+    return data, int((config.get("train") or {}).get("seed", checkpoint.seed))
 
 
 def _sample(array: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -65,28 +59,29 @@ def validation_source(
     """The run folder's history and settings with its validation scenes and their scores."""
     run = Path(folder)
     checkpoint = load_checkpoint(run / "best.pt")
-    config = _run_config(run, checkpoint)
+    card = checkpoint.card
+    data, seed = _run_sections(run, checkpoint)
     scenes, classes = load_dataset(
         data_dir,
-        indices=config.data.indices,
-        labels=config.data.labels,
-        band_names=config.data.bands or None,
-        resolution=config.data.resolution,
-        coregister=config.data.coregister,
+        indices=data.indices,
+        labels=data.labels,
+        band_names=data.bands or None,
+        resolution=data.resolution,
+        coregister=data.coregister,
     )
-    if config.data.classes:
-        scenes, classes = select_classes(scenes, classes, config.data.classes)
+    if data.classes:
+        scenes, classes = select_classes(scenes, classes, data.classes)
     split = split_scenes(
         [s.name for s in scenes],
         [~s.ignored() for s in scenes],
-        patch_size=checkpoint.patch_size,
-        settings=config.data.split,
-        seed=config.train.seed,
+        patch_size=card.patch_px,
+        settings=data.split,
+        seed=seed,
     )
     predictor = build_predictor(checkpoint, device or torch.device("cpu"))
-    raw_bands = len(checkpoint.band_names)
-    chosen, caption = choose_composite(checkpoint.band_names)
-    names = checkpoint.class_names
+    raw_bands = len(card.band_names)
+    chosen, caption = choose_composite(card.band_names)
+    names = card.class_names
     sweep = ThresholdSweep(len(names))
     scored, views = [], []
     for index in sorted({w.scene for w in split.windows}):
@@ -102,13 +97,13 @@ def validation_source(
             region[rows, cols] = True
         assert scene.mask is not None
         ignore = scene.ignored() | ~region
-        predicted = _masks(probs, checkpoint) & region[None]
+        predicted = class_masks(probs, card.thresholds, card.head) & region[None]
         scored.append(
             score_scene(
-                scene.name, predicted, scene.mask, ignore, multiclass=checkpoint.head == "softmax"
+                scene.name, predicted, scene.mask, ignore, multiclass=card.head == "softmax"
             )
         )
-        if checkpoint.head != "softmax":
+        if card.head != "softmax":
             sweep.add(np.nan_to_num(probs), scene.mask, ignore)
         height, width = preview_shape(*scene.shape, max_pixels)
         rows_at = np.linspace(0, scene.shape[0] - 1, height).round().astype(int)
@@ -127,9 +122,9 @@ def validation_source(
         )
     evaluation = Evaluation(names, tuple(scored))
     curves = None
-    if checkpoint.head != "softmax":
+    if card.head != "softmax":
         jaccard = np.stack([sweep.counts_at(float(t)).jaccard() for t in sweep.thresholds], axis=1)
-        curves = ThresholdCurves(sweep.thresholds, jaccard, tuple(checkpoint.thresholds))
+        curves = ThresholdCurves(sweep.thresholds, jaccard, tuple(card.thresholds))
     facts = RunFacts(run)
     sources = {
         "prediction": f"validation windows of {run}",
