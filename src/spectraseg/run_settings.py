@@ -4,7 +4,8 @@
 run:
   out: runs/s2              # the run folder (relative paths: to the config file's folder)
   data: data                # the training data folder (as `spectraseg train --data` takes it)
-  test: test                # optional: held-out scenes with truth, predicted and scored
+  test: test                # optional: separate scenes with truth, predicted and scored;
+                            # without it, models are scored on the split's held-out area
   inference: [big.tif]      # optional: rasters predicted and vectorized, not scored
   models:                   # one entry per model; each is the config plus its own --set lines
     unet: {}
@@ -60,6 +61,8 @@ class RunSettings(Settings):
     """The run folder; None: runs/<config file name> in the current folder."""
     data: Path | None = None
     test: Path | None = None
+    held_out: bool = True
+    """Without `test`: score every model on the training data's held-out validation area."""
     inference: tuple[Path, ...] = ()
     models: dict[str, ModelRunSettings] = Field(
         default_factory=lambda: {"unet": ModelRunSettings()}

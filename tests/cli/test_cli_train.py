@@ -10,7 +10,14 @@ from spectraseg.cli.main import main
 from spectraseg.sample import generate_sample
 from spectraseg.train.checkpoint import load_checkpoint
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+# Configs for the real sets in ../shared/data name their label files and columns: they run end
+# to end on that data in tests/pipeline/test_pipeline_configs.py instead.
+REAL_DATA = {"sentinel2-osm", "spacenet-buildings"}
+CONFIGS = sorted(
+    path
+    for path in (Path(__file__).resolve().parents[2] / "configs").glob("*.yaml")
+    if path.stem not in REAL_DATA
+)
 
 TINY = [
     "--set", "model.unet.depth=3",

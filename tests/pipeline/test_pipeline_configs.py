@@ -64,3 +64,33 @@ def test_the_dstl_config_runs_end_to_end_on_the_dstl_layout(tmp_path: Path) -> N
     assert scores["random-forest"] > 0.3  # the sample is separable pixel by pixel
     truth = out / "prepare" / "truth" / "scene_000.tif"
     assert truth.is_file()  # the WKT CSV's polygons, rasterized on the 3-band grid
+
+
+def run_real_config(config: Path, out: Path, *extra: str) -> dict[str, float]:
+    args = ["-q", "run", str(config), "--set", f"run.out={out}"]
+    for text in [*TINY, *extra]:
+        args += ["--set", text]
+    assert main(args) == 0
+    return models_scored(out)
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_the_sentinel2_config_runs_on_the_delivered_folder(shared_data: Path, tmp_path: Path):
+    # At 60 m the scene is 256 x 128 px: the whole chain in seconds, on the data as delivered.
+    out = tmp_path / "run"
+    scores = run_real_config(CONFIGS / "sentinel2-osm.yaml", out, "data.resolution=60")
+    assert set(scores) == {"unet", "random-forest"}
+    classes = (out / "prepare" / "classes.yaml").read_text()
+    assert "name: wetland" in classes  # read from the OSM fclass column
+    assert (out / "predictions" / "unet" / "T33UUU_20170216T102101.geojson").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_the_spacenet_config_runs_on_the_delivered_folder(shared_data: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    scores = run_real_config(CONFIGS / "spacenet-buildings.yaml", out, "data.resolution=2")
+    assert set(scores) == {"unet", "random-forest"}
+    assert "name: building" in (out / "prepare" / "classes.yaml").read_text()
+    assert [p.stem for p in (out / "prepare" / "truth").glob("*.tif")] == ["sample_geotiff"]

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import rasterio
 import yaml
 
 from spectraseg.cli.main import main
@@ -206,8 +207,38 @@ def test_paths_in_the_config_are_relative_to_its_folder(sample: Path, tmp_path: 
         results = run_pipeline(Path("..") / "config.yaml", until_stage="prepare")
     finally:
         os.chdir(cwd)
-    assert ran(results) == ["prepare"]
+    assert ran(results) == ["prepare", "prepare:test"]
     assert (tmp_path / "out" / "prepare" / "data.json").is_file()
+
+
+def test_without_a_test_set_models_are_scored_on_the_held_out_area_only(
+    sample: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, sample)
+    document = yaml.safe_load(config.read_text())
+    del document["run"]["test"]
+    document["run"]["models"] = {"forest": {"set": FOREST}}
+    config.write_text(yaml.safe_dump(document))
+    results = run_pipeline(config)
+    assert ran(results)[-2:] == ["evaluate:forest", "report"]
+    truths = sorted((tmp_path / "run" / "prepare" / "truth").glob("*.tif"))
+    assert len(truths) == 1  # 3 scenes: one whole scene is held out, the others trained on
+    with rasterio.open(truths[0]) as truth:
+        assert (truth.read() != 255).any()
+    scores = json.loads((tmp_path / "run" / "scores.json").read_text())
+    assert [s["name"] for s in scores["scenes"]] == [truths[0].stem]
+
+
+def test_held_out_scores_refuse_models_with_their_own_split(sample: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sample)
+    document = yaml.safe_load(config.read_text())
+    del document["run"]["test"]
+    document["run"]["models"]["forest"]["set"] = [*FOREST, "train.seed=5"]
+    config.write_text(yaml.safe_dump(document))
+    with pytest.raises(
+        ConfigError, match=r"run\.models\.forest: changes data\.split or train\.seed"
+    ):
+        run_pipeline(config)
 
 
 @pytest.mark.slow

@@ -17,6 +17,15 @@ DSTL (the competition's)::
     train_wkt_v4.csv            ImageId, ClassType, MultipolygonWKT
     grid_sizes.csv              ImageId, Xmax, Ymin
 
+Delivered (a product as downloaded, see `data/delivery.py`)::
+
+    IMG_DATA/T33UUU_20170216T102101_B02.jp2 ...   band files named with a sensor's band ids
+    osm_landuse.gpkg                               the vector file labelling every scene
+    classes.yaml                                   optional: else the label column's values
+
+`data.labels.file` names the vector file serving every scene in any layout (needed when a
+delivered folder holds several).
+
 Vector labels win over a mask when a scene has both (they are exact at any resolution).
 """
 
@@ -26,12 +35,13 @@ import logging
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from spectraseg.classes import ClassList, load_classes
+from spectraseg.data.delivery import band_file_groups, classes_from_labels, top_vector_files
 from spectraseg.data.indices import IndexSettings, add_indices
 from spectraseg.data.rasterize import LabelRasterizer, rasterize_geometries
 from spectraseg.data.scene import Scene
@@ -69,6 +79,8 @@ class SceneSource:
         dstl: (WKT CSV, grid-sizes CSV) for a DSTL image, whose id is `name`.
         sensor: a `spectraseg.io.sensors` preset naming the bands (DSTL: "dstl").
         reference: the raster whose grid the scene uses (DSTL: the 3-band image).
+        labels_where_met: the shared labels label this scene only if a polygon meets it (a
+            delivered folder's rasters may lie elsewhere: they are then predicted, not trained).
     """
 
     name: str
@@ -79,6 +91,7 @@ class SceneSource:
     dstl: tuple[Path, Path] | None = None
     sensor: str | None = None
     reference: Path | None = None
+    labels_where_met: bool = False
 
     @property
     def has_labels(self) -> bool:
@@ -97,22 +110,76 @@ def is_dstl_layout(data_dir: Path) -> bool:
     return (data_dir / "three_band").is_dir()
 
 
-def find_scenes(data_dir: str | os.PathLike[str]) -> list[SceneSource]:
-    """Every scene of a data folder (standard or DSTL layout), sorted by name.
+def find_scenes(
+    data_dir: str | os.PathLike[str], labels: LabelSettings | None = None
+) -> list[SceneSource]:
+    """Every scene of a data folder (standard, DSTL or delivered layout), sorted by name.
 
-    A folder with no scene is a `DataError` naming what was looked for.
+    `labels.file`, when set, labels every scene. A folder with no scene is a `DataError`
+    naming what was looked for.
     """
     root = Path(data_dir)
     if not root.is_dir():
         raise DataError(f"{root}: no such data folder.")
-    scenes = _find_dstl(root) if is_dstl_layout(root) else _find_standard(root)
+    if is_dstl_layout(root):
+        scenes = _find_dstl(root)
+    else:
+        scenes = _find_standard(root) or _find_delivered(root, labels)
     if not scenes:
         raise DataError(
             f"{root}: no scenes found. Expected images/<scene>.tif (with labels/<scene>.geojson "
-            "or masks/<scene>.tif) or the DSTL layout (three_band/<id>.tif); "
-            "`spectraseg sample DIR` writes an example."
+            "or masks/<scene>.tif), the DSTL layout (three_band/<id>.tif) or band files named "
+            "with a sensor's band ids (..._B04.jp2); `spectraseg sample DIR` writes an example."
         )
+    file = labels.file if labels is not None else None
+    if file is not None and not scenes[0].dstl:
+        path = file if file.is_absolute() else root / file
+        if not path.is_file():
+            raise ConfigError(f"data.labels.file: {path}: no such label file.")
+        scenes = [replace(s, labels=path, shared_labels=True, mask=None) for s in scenes]
     return scenes
+
+
+def _find_delivered(root: Path, labels: LabelSettings | None) -> list[SceneSource]:
+    groups = band_file_groups(root)
+    vectors = top_vector_files(root)
+    if not groups and vectors:
+        # Single images beside their vector labels (a chip and its GeoJSON).
+        groups = [(p.stem, (p,)) for p in list_raster_files(root)]
+    if not groups:
+        return []
+    if len(vectors) > 1 and (labels is None or labels.file is None):
+        raise DataError(
+            f"{root}: {len(vectors)} vector files could label the scenes "
+            f"({', '.join(p.name for p in vectors)}); name one in data.labels.file."
+        )
+    shared = vectors[0] if vectors else None
+    return [
+        SceneSource(
+            name=name,
+            images=files,
+            labels=shared,
+            shared_labels=shared is not None,
+            labels_where_met=True,
+        )
+        for name, files in groups
+    ]
+
+
+def data_classes(
+    root: Path, sources: Sequence[SceneSource], labels: LabelSettings | None = None
+) -> ClassList:
+    """The data set's classes: its classes.yaml, or the label column's values (delivered data).
+
+    Raises:
+        LabelError: no classes.yaml and no single vector file to read classes from.
+    """
+    listed = root / CLASSES_FILE
+    vectors = {s.labels for s in sources if s.labels is not None}
+    if listed.is_file() or len(vectors) != 1 or any(s.mask or s.dstl for s in sources):
+        return load_classes(listed)
+    settings = labels or LabelSettings()
+    return classes_from_labels(vectors.pop(), settings.column, settings.layer)
 
 
 def _find_standard(root: Path) -> list[SceneSource]:
@@ -295,6 +362,8 @@ def _scene_labels(
             cache.met.add(source.labels)
         elif not source.shared_labels and not whole.is_empty:
             raise _no_overlap(source.labels, whole, [source.name])
+        elif source.labels_where_met:
+            return None, None
     if vector is not None:
         rasterizer = LabelRasterizer.from_shapes(
             vector.geometries,
@@ -332,9 +401,9 @@ def load_dataset(
     a note. A label file serving several scenes must meet at least one of them.
     """
     root = Path(data_dir)
-    sources = find_scenes(root)
-    classes = load_classes(root / CLASSES_FILE)
     settings = labels or LabelSettings()
+    sources = find_scenes(root, settings)
+    classes = data_classes(root, sources, settings)
     if settings.labelled_area is not None and not settings.labelled_area.is_absolute():
         settings = settings.model_copy(update={"labelled_area": root / settings.labelled_area})
     cache = _LabelCache()
@@ -361,6 +430,9 @@ def load_dataset(
             resolution=resolution,
             coregister=coregister,
         )
+        if scene.mask is None:
+            skipped.append(source.name)
+            continue
         scenes.append(scene)
     if skipped:
         log.info(

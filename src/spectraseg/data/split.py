@@ -24,7 +24,15 @@ from spectraseg.classes import did_you_mean
 from spectraseg.errors import ConfigError, DataError
 from spectraseg.settings import Settings
 
-__all__ = ["Split", "SplitSettings", "ValidationWindow", "largest_patch_size", "split_scenes"]
+__all__ = [
+    "HeldOutArea",
+    "Split",
+    "SplitSettings",
+    "ValidationWindow",
+    "held_out_areas",
+    "largest_patch_size",
+    "split_scenes",
+]
 
 # Scenes needed to split by scene: at least two to train on and one to validate on.
 MIN_SCENES_FOR_SCENE_SPLIT = 3
@@ -153,6 +161,67 @@ def _choose_validation_scenes(
     return sorted(int(s) for s in rng.permutation(len(names))[:count])
 
 
+@dataclass(frozen=True)
+class HeldOutArea:
+    """The validation area of one scene: `rows` x `cols` (half-open pixel ranges).
+
+    The whole scene when splitting by scene, a block along its longer side otherwise. Pure
+    geometry: which pixels in it are usable is the caller's business.
+    """
+
+    scene: int
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+
+    def mask(self, shape: tuple[int, int]) -> np.ndarray:
+        """(H, W) bool, True inside the area."""
+        inside = np.zeros(shape, dtype=bool)
+        inside[slice(*self.rows), slice(*self.cols)] = True
+        return inside
+
+
+def _held_out(
+    names: Sequence[str],
+    shapes: Sequence[tuple[int, int]],
+    settings: SplitSettings,
+    rng: np.random.Generator,
+) -> tuple[Literal["scenes", "blocks"], list[HeldOutArea]]:
+    if len(names) >= MIN_SCENES_FOR_SCENE_SPLIT:
+        chosen = _choose_validation_scenes(names, settings, rng)
+        return "scenes", [HeldOutArea(s, (0, shapes[s][0]), (0, shapes[s][1])) for s in chosen]
+    areas = []
+    for s, (height, width) in enumerate(shapes):
+        vertical = height >= width
+        length = height if vertical else width
+        size = _validation_length(length, settings)
+        # The seed picks which end of the scene holds out its block.
+        start = 0 if rng.integers(2) == 0 else length - size
+        block = (start, start + size)
+        areas.append(
+            HeldOutArea(s, block, (0, width)) if vertical else HeldOutArea(s, (0, height), block)
+        )
+    return "blocks", areas
+
+
+def held_out_areas(
+    names: Sequence[str],
+    shapes: Sequence[tuple[int, int]],
+    *,
+    settings: SplitSettings,
+    seed: int,
+) -> list[HeldOutArea]:
+    """Where `split_scenes` puts validation for scenes of these (H, W) shapes and this seed.
+
+    Scoring a run that has no separate test set reads these, so its scores cover exactly the
+    pixels training never drew a patch from (nor, with the gap, a patch next to them).
+
+    Example:
+        >>> held_out_areas(["a"], [(64, 256)], settings=SplitSettings(), seed=0)[0].rows
+        (0, 64)
+    """
+    return _held_out(names, shapes, settings, np.random.default_rng(seed))[1]
+
+
 def split_scenes(
     names: Sequence[str],
     usable: Sequence[np.ndarray],
@@ -174,37 +243,25 @@ def split_scenes(
     """
     rng = np.random.default_rng(seed)
     window_px = settings.window_px or patch_size
+    mode, areas = _held_out(names, [u.shape for u in usable], settings, rng)
     windows: list[ValidationWindow] = []
-    if len(names) >= MIN_SCENES_FOR_SCENE_SPLIT:
-        validation = _choose_validation_scenes(names, settings, rng)
-        train = tuple(s for s in range(len(names)) if s not in validation)
+    for area in areas:
+        windows += _tile(area.scene, area.rows, area.cols, window_px)
+    if mode == "scenes":
+        held_out = {area.scene for area in areas}
+        train = tuple(s for s in range(len(names)) if s not in held_out)
         regions: tuple[np.ndarray | None, ...] = tuple(None for _ in train)
-        for s in validation:
-            height, width = usable[s].shape
-            windows += _tile(s, (0, height), (0, width), window_px)
-        mode: Literal["scenes", "blocks"] = "scenes"
     else:
         train = tuple(range(len(names)))
         gap = _gap(patch_size, settings)
         block_regions = []
-        for s, scene_usable in enumerate(usable):
-            height, width = scene_usable.shape
-            vertical = height >= width
-            length = height if vertical else width
-            size = _validation_length(length, settings)
-            # The seed picks which end of the scene holds out its block.
-            start = 0 if rng.integers(2) == 0 else length - size
-            region = np.ones((height, width), dtype=bool)
-            excluded = slice(max(0, start - gap), min(length, start + size + gap))
-            if vertical:
-                region[excluded, :] = False
-                windows += _tile(s, (start, start + size), (0, width), window_px)
-            else:
-                region[:, excluded] = False
-                windows += _tile(s, (0, height), (start, start + size), window_px)
+        for area in areas:
+            region = np.ones(usable[area.scene].shape, dtype=bool)
+            rows = slice(max(0, area.rows[0] - gap), area.rows[1] + gap)
+            cols = slice(max(0, area.cols[0] - gap), area.cols[1] + gap)
+            region[rows, cols] = False
             block_regions.append(region)
         regions = tuple(block_regions)
-        mode = "blocks"
     windows = [w for w in windows if usable[w.scene][w.slices].any()]
     if not windows:
         raise DataError(

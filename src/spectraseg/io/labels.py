@@ -62,6 +62,7 @@ class LabelSettings(Settings):
     """How to read a data set's labels (the `data.labels` section)."""
 
     column: str = "class"  # the attribute holding each polygon's class (OSM: fclass)
+    file: Path | None = None  # one vector file labelling every scene (relative: to the data)
     layer: str | None = None  # GeoPackage layer; default the first
     all_touched: bool = False  # burn every pixel a polygon touches, not only centres inside
     labelled_area: Path | None = None  # polygons outside which every pixel is ignored

@@ -8,7 +8,8 @@ looks at the manifest itself, so each reads top to bottom as the step a user wou
 Layout of the run folder::
 
     RUN/manifest.json  config.yaml  run.log  scores.json  scores.csv  report.html
-    RUN/prepare/data.json                      scenes, bands, classes found
+    RUN/prepare/data.json  classes.yaml         scenes and classes found
+    RUN/prepare/truth/<scene>.tif  classes.yaml  the scored scenes' truth (255: not scored)
     RUN/search/                                the study, best.yaml (when `run.search` is set)
     RUN/models/<label>/                        a training run folder (best.pt, last.pt, ...)
     RUN/predictions/<label>/<scene>_probs.tif  _mask.tif  <scene>.geojson
@@ -27,9 +28,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from spectraseg.classes import load_classes, save_classes
+from spectraseg.classes import ClassList, load_classes, save_classes
 from spectraseg.config import Config
-from spectraseg.data.catalog import CLASSES_FILE, SceneSource, find_scenes
+from spectraseg.data.catalog import (
+    CLASSES_FILE,
+    SceneSource,
+    data_classes,
+    find_scenes,
+    select_classes,
+)
 from spectraseg.errors import ConfigError, DataError
 from spectraseg.io.atomic import write_text_atomic
 from spectraseg.pipeline.settings import model_config
@@ -91,18 +98,24 @@ def _scene_summary(source: SceneSource) -> dict[str, Any]:
 
 def _test_sources(config: Config) -> list[SceneSource]:
     test = config.run.test
-    return find_scenes(test) if test is not None else []
+    return find_scenes(test, config.data.labels) if test is not None else []
+
+
+def _training_classes(config: Config) -> ClassList:
+    data = config.run.data
+    assert data is not None
+    return data_classes(data, find_scenes(data, config.data.labels), config.data.labels)
 
 
 def prepare(context: RunContext) -> Outcome:
     """Check that every named input is usable before any long stage starts, and list it."""
     run = context.config.run
     assert run.data is not None
-    sources = find_scenes(run.data)
+    sources = find_scenes(run.data, context.config.data.labels)
     labelled = [s for s in sources if s.has_labels]
     if not labelled:
         raise DataError(f"{run.data}: no scene has labels; nothing to train on.")
-    classes = load_classes(run.data / CLASSES_FILE)
+    classes = data_classes(run.data, sources, context.config.data.labels)
     tests = _test_sources(context.config)
     for raster in run.inference:
         if not raster.exists():
@@ -116,10 +129,13 @@ def prepare(context: RunContext) -> Outcome:
     }
     target = context.out / "prepare" / "data.json"
     write_text_atomic(target, json.dumps(summary, indent=2) + "\n")
+    # The class list as used, to copy and edit when it was read from the labels' values.
+    classes_file = context.out / "prepare" / CLASSES_FILE
+    save_classes(classes, classes_file)
     text = (
         f"{len(labelled)} training scenes, {len(tests)} test scenes, {len(classes.classes)} classes"
     )
-    return [target], text
+    return [target, classes_file], text
 
 
 def prepare_truth(context: RunContext) -> Outcome:
@@ -130,7 +146,8 @@ def prepare_truth(context: RunContext) -> Outcome:
 
     test = context.config.run.test
     assert test is not None
-    classes = load_classes(test / CLASSES_FILE)
+    listed = test / CLASSES_FILE
+    classes = load_classes(listed) if listed.is_file() else _training_classes(context.config)
     folder = truth_dir(context.out)
     outputs: list[Path] = []
     for source in _test_sources(context.config):
@@ -159,6 +176,53 @@ def prepare_truth(context: RunContext) -> Outcome:
     classes_file = folder / CLASSES_FILE
     save_classes(classes.model_copy(update={"ignore_value": TRUTH_IGNORE}), classes_file)
     return [*outputs, classes_file], f"{len(outputs)} test scenes"
+
+
+def prepare_held_out(context: RunContext) -> Outcome:
+    """The training scenes' held-out area as truth, for a run without separate test scenes.
+
+    The area is the one every model's training holds out for validation (`held_out_areas`,
+    same split settings and seed), so the scores cover exactly the pixels no model trained on;
+    everything outside it is 255 (not scored).
+    """
+    from spectraseg.data.catalog import load_dataset
+    from spectraseg.data.split import held_out_areas
+    from spectraseg.io.geotiff import write_raster
+
+    config = context.config
+    assert config.run.data is not None
+    data = config.data
+    scenes, classes = load_dataset(
+        config.run.data,
+        labels=data.labels,
+        band_names=data.bands or None,
+        resolution=data.resolution,
+    )
+    if data.classes:
+        scenes, classes = select_classes(scenes, classes, data.classes)
+    areas = held_out_areas(
+        [s.name for s in scenes],
+        [s.shape for s in scenes],
+        settings=data.split,
+        seed=config.train.seed,
+    )
+    folder = truth_dir(context.out)
+    outputs: list[Path] = []
+    for area in areas:
+        scene = scenes[area.scene]
+        assert scene.mask is not None
+        truth = scene.mask.astype(np.uint8)
+        truth[:, scene.ignored() | ~area.mask(scene.shape)] = TRUTH_IGNORE
+        target = folder / f"{scene.name}.tif"
+        write_raster(target, truth, scene.grid, band_names=classes.names, overwrite=True)
+        outputs.append(target)
+    classes_file = folder / CLASSES_FILE
+    save_classes(classes.model_copy(update={"ignore_value": TRUTH_IGNORE}), classes_file)
+    share = sum(int(area.mask(scenes[area.scene].shape).sum()) for area in areas)
+    total = sum(s.shape[0] * s.shape[1] for s in scenes)
+    return [*outputs, classes_file], (
+        f"held-out area of {len(areas)} training scene(s) ({share / total:.0%} of their pixels)"
+    )
 
 
 def truth_dir(out: Path) -> Path:
@@ -211,9 +275,19 @@ def predictions_dir(context: RunContext, label: str) -> Path:
 
 
 def _prediction_inputs(context: RunContext) -> list[tuple[str, tuple[Path, ...]]]:
-    """(stem, files) of every raster a model predicts: test scenes, then inference rasters."""
-    inputs = [(s.name, s.images) for s in _test_sources(context.config)]
-    inputs += [(p.stem, (p,)) for p in context.config.run.inference]
+    """(stem, files) of every raster a model predicts: test scenes (without a test set: the
+    training scenes holding the held-out area), then inference rasters."""
+    config = context.config
+    if config.run.test is not None:
+        inputs = [(s.name, s.images) for s in _test_sources(config)]
+    elif config.run.held_out:
+        assert config.run.data is not None
+        truth = truth_dir(context.out)
+        sources = find_scenes(config.run.data, config.data.labels)
+        inputs = [(s.name, s.images) for s in sources if (truth / f"{s.name}.tif").is_file()]
+    else:
+        inputs = []
+    inputs += [(p.stem, (p,)) for p in config.run.inference]
     return inputs
 
 
@@ -316,6 +390,18 @@ def report(context: RunContext) -> Outcome:
 # --- the plan -------------------------------------------------------------------------------
 
 
+def _check_one_split(config: Config) -> None:
+    """Held-out scores need one held-out area: no model may change the split or its seed."""
+    for label in config.run.models:
+        trained = model_config(config, label)
+        if trained.data.split != config.data.split or trained.train.seed != config.train.seed:
+            raise ConfigError(
+                f"run.models.{label}: changes data.split or train.seed, so it would hold out "
+                "other pixels than the other models; set them for all models, or name a "
+                "run.test folder."
+            )
+
+
 def plan_stages(context: RunContext) -> list[Stage]:
     """Every stage of this run in order, each with what its result depends on."""
     config = context.config
@@ -324,10 +410,15 @@ def plan_stages(context: RunContext) -> list[Stage]:
     stages = [
         Stage("prepare", "prepare", {"inputs": context.training_inputs, "data": data}, prepare)
     ]
+    scored = run.test is not None or run.held_out
     if run.test is not None:
         labels = config.data.labels.model_dump(mode="json")
-        depends = {"inputs": context.test_inputs, "labels": labels}
+        depends: dict[str, Any] = {"inputs": context.test_inputs, "labels": labels}
         stages.append(Stage("prepare", "prepare:test", depends, prepare_truth))
+    elif run.held_out:
+        _check_one_split(config)
+        depends = {"inputs": context.training_inputs, "data": data, "seed": config.train.seed}
+        stages.append(Stage("prepare", "prepare:test", depends, prepare_held_out))
     for position, label in enumerate(run.models):
         trained = model_config(config, label)
         names = {kind: f"{kind}:{label}" for kind in STAGE_KINDS}
@@ -340,7 +431,7 @@ def plan_stages(context: RunContext) -> list[Stage]:
                 after=("prepare",),
             )
         )
-        if run.test is None and not run.inference:
+        if not scored and not run.inference:
             continue
         stages += [
             Stage(
@@ -348,7 +439,7 @@ def plan_stages(context: RunContext) -> list[Stage]:
                 names["predict"],
                 {"inputs": context.test_inputs, "predict": config.predict.model_dump(mode="json")},
                 _predict(label),
-                after=(names["train"],),
+                after=(names["train"], *(("prepare:test",) if scored else ())),
             ),
             Stage(
                 "postprocess",
@@ -358,7 +449,7 @@ def plan_stages(context: RunContext) -> list[Stage]:
                 after=(names["predict"],),
             ),
         ]
-        if run.test is not None:
+        if scored:
             stages.append(
                 Stage(
                     "evaluate",
