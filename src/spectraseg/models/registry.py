@@ -1,7 +1,10 @@
-"""Models by name: the config says `model: unet` and this module builds it.
+"""Networks by name: the config says `model: {name: unet}` and this module builds it.
 
 A new architecture is one entry in `MODELS`: its settings class (for validation, the config
 schema and the search space) and a builder taking (in_channels, num_classes, settings mapping).
+Its settings live in the config under `model.<name with _ for ->` (`model.fc_densenet`), and
+training, resume, prediction and the search treat every entry alike. The per-pixel baselines
+(random forest, index threshold) are not networks and are not listed here.
 """
 
 from __future__ import annotations
@@ -13,10 +16,18 @@ from typing import Any
 from torch import nn
 
 from spectraseg.errors import ConfigError, did_you_mean
+from spectraseg.models.densenet import FCDenseNet, FCDenseNetSettings
 from spectraseg.models.unet import UNet, UNetSettings
 from spectraseg.settings import Settings
 
-__all__ = ["MODELS", "ModelSpec", "build_model", "model_names", "model_settings_class"]
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "build_model",
+    "model_names",
+    "model_settings_class",
+    "size_multiple",
+]
 
 
 @dataclass(frozen=True)
@@ -25,14 +36,25 @@ class ModelSpec:
 
     settings_class: type[Settings]
     build: Callable[[int, int, Mapping[str, Any]], nn.Module]
+    size_multiple: Callable[[Any], int]
+    """Inputs must be multiples of this, from the settings alone (no model is built)."""
 
 
 def _build_unet(in_channels: int, num_classes: int, settings: Mapping[str, Any]) -> nn.Module:
     return UNet(in_channels, num_classes, **settings)
 
 
+def _build_fc_densenet(
+    in_channels: int, num_classes: int, settings: Mapping[str, Any]
+) -> nn.Module:
+    return FCDenseNet(in_channels, num_classes, **settings)
+
+
 MODELS: dict[str, ModelSpec] = {
-    "unet": ModelSpec(UNetSettings, _build_unet),
+    "unet": ModelSpec(UNetSettings, _build_unet, lambda s: 1 << s.depth),
+    "fc-densenet": ModelSpec(
+        FCDenseNetSettings, _build_fc_densenet, lambda s: 1 << len(s.blocks()[0])
+    ),
 }
 
 
@@ -76,3 +98,13 @@ def build_model(
     else:
         values = settings or {}
     return spec.build(in_channels, num_classes, values)
+
+
+def size_multiple(name: str, settings: Settings) -> int:
+    """What input sides of architecture `name` must be multiples of, for these settings.
+
+    Example:
+        >>> size_multiple("unet", UNetSettings(depth=3))
+        8
+    """
+    return _spec(name).size_multiple(settings)

@@ -39,6 +39,7 @@ from spectraseg.data.catalog import (
 )
 from spectraseg.errors import ConfigError, DataError
 from spectraseg.io.atomic import write_text_atomic
+from spectraseg.models.registry import model_names
 from spectraseg.pipeline.settings import model_config
 
 __all__ = ["STAGE_KINDS", "RunContext", "Stage", "plan_stages", "report_path", "scores_path"]
@@ -249,7 +250,8 @@ def _train(label: str) -> Callable[[RunContext], Outcome]:
 
         config = model_config(context.config, label)
         out = model_dir(context, label)
-        resume = context.resuming and (out / "last.pt").exists() and config.model.name == "unet"
+        networks = model_names()
+        resume = context.resuming and (out / "last.pt").exists() and config.model.name in networks
         if resume:
             log.info("train %s: continuing from %s", label, out / "last.pt")
         result = train_model(

@@ -19,7 +19,7 @@ from spectraseg.data.indices import add_indices
 from spectraseg.data.normalize import BandStats, normalize
 from spectraseg.errors import CheckpointError, ConfigError
 from spectraseg.models.card import ModelCard
-from spectraseg.models.registry import build_model
+from spectraseg.models.registry import build_model, model_names
 from spectraseg.models.unet import probabilities
 from spectraseg.train.checkpoint import Checkpoint
 from spectraseg.train.forest import ForestModel
@@ -63,8 +63,9 @@ class _Preprocess:
         return normalize(image, self.stats, self.method, band_names=names, valid=valid), valid
 
 
-class _UNetPredictor:
-    """A U-Net checkpoint as a `Predictor`; any window size works (padded to the depth)."""
+class _NetworkPredictor:
+    """A network checkpoint (U-Net, FC-DenseNet) as a `Predictor`; any window size works
+    (padded to the model's size multiple)."""
 
     def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
         self.preprocess = _Preprocess(checkpoint.card)
@@ -86,7 +87,7 @@ class _UNetPredictor:
         model.to(device, memory_format=self.memory_format)  # type: ignore[call-overload]
         self.model = model.eval()
 
-    def compiled(self) -> _UNetPredictor:
+    def compiled(self) -> _NetworkPredictor:
         """This predictor with its network through `torch.compile` for inference.
 
         Inductor's freezing folds the weights and batch norm into the compiled graph (1.15x
@@ -151,7 +152,7 @@ class _IndexThresholdPredictor:
 
 
 PREDICTORS: dict[str, Callable[[Checkpoint, torch.device], Predictor]] = {
-    "unet": _UNetPredictor,
+    **{name: _NetworkPredictor for name in model_names()},
     "random-forest": _ForestPredictor,
     "index-threshold": _IndexThresholdPredictor,
 }

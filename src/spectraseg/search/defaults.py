@@ -26,17 +26,25 @@ parameters:
   train.optimizer: {choices: [adamw, sgd]}
   train.batch_size: {choices: [4, 8, 16]}
   data.patch_size: {low: 32, high: 256, step: 32}
-  model.unet.depth: {low: 3, high: 5}
-  model.unet.base_filters: {low: 8, high: 48, log: true}
-  model.unet.growth: {low: 1.5, high: 2.0}
-  model.unet.kernel_size: {choices: [3, 5]}
-  model.unet.convs_per_level: {low: 1, high: 3}
-  model.unet.batch_norm: {choices: [true, false]}
+  model.name: {choices: [unet, fc-densenet]}
+  model.unet.depth: {low: 3, high: 5, when: {model.name: unet}}
+  model.unet.base_filters: {low: 8, high: 48, log: true, when: {model.name: unet}}
+  model.unet.growth: {low: 1.5, high: 2.0, when: {model.name: unet}}
+  model.unet.kernel_size: {choices: [3, 5], when: {model.name: unet}}
+  model.unet.convs_per_level: {low: 1, high: 3, when: {model.name: unet}}
+  model.unet.batch_norm: {choices: [true, false], when: {model.name: unet}}
   dropout: {choices: [false, true]}
-  model.unet.dropout: {low: 0.05, high: 0.5, when: {dropout: true}}
-  model.unet.activation: {choices: [relu, elu, leaky_relu, gelu]}
-  model.unet.init: {choices: [he_uniform, he_normal, glorot_uniform, glorot_normal]}
-  model.unet.upsampling: {choices: [transpose, interpolate]}
+  model.unet.dropout: {low: 0.05, high: 0.5, when: {model.name: unet, dropout: true}}
+  model.unet.activation: {choices: [relu, elu, leaky_relu, gelu], when: {model.name: unet}}
+  model.unet.init:
+    choices: [he_uniform, he_normal, glorot_uniform, glorot_normal]
+    when: {model.name: unet}
+  model.unet.upsampling: {choices: [transpose, interpolate], when: {model.name: unet}}
+  model.fc_densenet.preset: {choices: [56, 67, 103], when: {model.name: fc-densenet}}
+  model.fc_densenet.growth_rate: {low: 8, high: 16, when: {model.name: fc-densenet}}
+  model.fc_densenet.first_filters: {low: 16, high: 48, log: true, when: {model.name: fc-densenet}}
+  model.fc_densenet.bottleneck_width: {choices: [0, 4], when: {model.name: fc-densenet}}
+  model.fc_densenet.dropout: {low: 0.0, high: 0.3, when: {model.name: fc-densenet}}
   loss.terms.bce: {low: 0.0, high: 1.0}
   loss.terms.log_jaccard: {low: 0.25, high: 1.0}
   loss.terms.dice: {low: 0.0, high: 1.0}
@@ -45,8 +53,8 @@ parameters:
   augment.gain: {low: 0.0, high: 0.2}
   augment.noise_std: {low: 0.0, high: 0.1}
 """
-# FC-DenseNet knobs join as a `model.name` choice with parameters `when: {model.name:
-# fc-densenet}` once that model is registered (models/registry.py).
+# Each architecture's knobs apply only when `model.name` picks it (`when`), so a trial never
+# spends a suggestion on a model it does not train.
 
 
 def default_space(largest_patch_px: int, base: Config | None = None) -> SearchSpace:

@@ -22,6 +22,7 @@ import optuna
 import torch
 
 from spectraseg.config import Config, load_config
+from spectraseg.models.registry import model_names, size_multiple
 from spectraseg.search.space import SearchSpace
 from spectraseg.workflow.training import train_model
 
@@ -60,16 +61,18 @@ def _text(value: Any) -> str:
 def trial_config(base: Config, space: SearchSpace, params: Mapping[str, Any]) -> Config:
     """`base` with the trial's values set: what `best.yaml` holds when this trial is the best.
 
-    The patch side is rounded down to a multiple of 2**depth (at least 2**depth), which the
-    U-Net needs, so a space may vary both freely.
+    The patch side is rounded down to a multiple of the network's size multiple (2**depth for
+    a U-Net, at least that), so a space may vary both freely.
     """
     switches = space.switches()
     overrides = [f"{key}={_text(value)}" for key, value in params.items() if key not in switches]
     config = load_config(None, overrides, base=base)
-    multiple = 1 << config.model.unet.depth
+    if config.model.name not in model_names():
+        return config
+    multiple = size_multiple(config.model.name, config.model.chosen())
     patch = config.data.patch_size
     fitted = max(multiple, patch // multiple * multiple)
-    if config.model.name == "unet" and fitted != patch:
+    if fitted != patch:
         config = load_config(None, [f"data.patch_size={fitted}"], base=config)
     return config
 

@@ -1,9 +1,10 @@
 """`train_model`: train a configured model on a data folder into a run folder.
 
 The run-level work around `fit`: load the data folder, write `config.yaml`, build the model
-and the `best.pt` template, resume from `last.pt` when asked, and log to `train.log`. A U-Net
-trains epoch by epoch through `fit`; a per-pixel baseline (random forest, index threshold) is
-fitted in one go on the same split, bands, indices and normalization, and scored the same way.
+and the `best.pt` template, resume from `last.pt` when asked, and log to `train.log`. A network
+(any architecture in `models/registry.py`: U-Net, FC-DenseNet) trains epoch by epoch through
+`fit`; a per-pixel baseline (random forest, index threshold) is fitted in one go on the same
+split, bands, indices and normalization, and scored the same way.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from spectraseg.errors import CheckpointError, ConfigError
 from spectraseg.io.lock import folder_lock
 from spectraseg.models.card import PER_PIXEL_MODELS, CardClass, ModelCard, Normalization
 from spectraseg.models.head import Head
-from spectraseg.models.registry import build_model
+from spectraseg.models.registry import build_model, model_names
 from spectraseg.settings import Settings
 from spectraseg.train.checkpoint import (
     Checkpoint,
@@ -125,10 +126,10 @@ def train_model(
     """Train the configured model on a data folder and fill a run folder.
 
     Args:
-        resume: continue from `out_dir/last.pt` (U-Net only); `config` should be the run's own
+        resume: continue from `out_dir/last.pt` (networks only); `config` should be the run's own
             (`out_dir/config.yaml`), with only epochs or the time budget changed.
         overwrite: start over in a non-empty `out_dir`.
-        on_epoch_end: see `fit` (U-Net only; a baseline trains in one go).
+        on_epoch_end: see `fit` (networks only; a baseline trains in one go).
 
     Raises:
         OutputExistsError: `out_dir` is not empty and neither `resume` nor `overwrite` is set.
@@ -136,9 +137,9 @@ def train_model(
     """
     started = time.monotonic()
     run = RunFolder(Path(out_dir))
-    if resume and config.model.name != "unet":
+    if resume and config.model.name not in model_names():
         raise ConfigError(
-            f"--resume continues a U-Net; a {config.model.name} trains in one go. "
+            f"--resume continues a network; a {config.model.name} trains in one go. "
             "Drop --resume (and pass --overwrite) to train it again."
         )
     if resume and not run.last.is_file():
@@ -183,7 +184,7 @@ def _train_locked(
             )
     except BaseException:  # any failure before the first checkpoint leaves nothing to resume
         if not resume:
-            run.remove_unfinished(resumable=config.model.name == "unet")
+            run.remove_unfinished(resumable=config.model.name in model_names())
         raise
 
 
@@ -211,8 +212,8 @@ def _train(
     )
     if config.data.classes:
         scenes, classes = select_classes(scenes, classes, config.data.classes)
-    if config.model.name == "unet":
-        return _train_unet(
+    if config.model.name in model_names():
+        return _train_network(
             config,
             scenes,
             classes,
@@ -226,7 +227,7 @@ def _train(
     return _train_baseline(config, scenes, classes, run)
 
 
-def _train_unet(
+def _train_network(
     config: Config,
     scenes: Sequence[Scene],
     classes: ClassList,
@@ -238,13 +239,14 @@ def _train_unet(
     progress: bool,
     on_epoch_end: EpochCallback | None,
 ) -> FitResult:
-    settings = config.model.unet
+    settings = config.model.chosen()
+    head: Head = getattr(settings, "head", "sigmoid")
     saved = load_checkpoint(run.last) if resume else None
     if saved is not None and saved.training_state is None:
         raise CheckpointError(f"{run.last}: holds no training state to resume from.")
     torch.manual_seed(config.train.seed)
     in_channels = scenes[0].num_bands
-    model = build_model("unet", in_channels, len(classes.classes), settings)
+    model = build_model(config.model.name, in_channels, len(classes.classes), settings)
     size_multiple = int(getattr(model, "size_multiple", 1))
     stats = BandStats.from_dict(saved.card.normalization.stats) if saved is not None else None
     data = prepare_training_data(
@@ -264,7 +266,7 @@ def _train_unet(
         data,
         in_channels=in_channels,
         model_settings=settings.model_dump(mode="json"),
-        head=settings.head,
+        head=head,
         size_multiple=size_multiple,
     )
     resume_state: dict[str, Any] | None = None
@@ -279,8 +281,8 @@ def _train_unet(
         data.train,
         data.validation,
         settings=config.train,
-        loss_fn=build_loss(config.loss, settings.head),
-        head=settings.head,
+        loss_fn=build_loss(config.loss, head),
+        head=head,
         device=device,
         class_names=classes.names,
         size_multiple=size_multiple,
@@ -291,7 +293,7 @@ def _train_unet(
         progress=progress,
         on_epoch_end=on_epoch_end,
     )
-    _record_prediction_cost(model, result, data, run, head=settings.head, multiple=size_multiple)
+    _record_prediction_cost(model, result, data, run, head=head, multiple=size_multiple)
     return result
 
 
@@ -333,7 +335,7 @@ class _PixelModel(Protocol):
 def _train_baseline(
     config: Config, scenes: Sequence[Scene], classes: ClassList, run: RunFolder
 ) -> FitResult:
-    """A per-pixel baseline, on the same split, bands, indices and normalization as the U-Net."""
+    """A per-pixel baseline, on the same split, bands, indices and normalization as a network."""
     started = time.monotonic()
     data = prepare_training_data(
         scenes,

@@ -1,0 +1,58 @@
+"""Every network the registry knows trains into a run folder whose card predicts and resumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spectraseg.config import load_config
+from spectraseg.predict.load_model import load_model
+from spectraseg.sample import generate_sample
+from spectraseg.train.checkpoint import load_checkpoint
+from spectraseg.workflow.training import train_model
+
+pytestmark = pytest.mark.slow
+
+COMMON = [
+    "data.patch_size=32",
+    "train.patches_per_epoch=8",
+    "train.batch_size=4",
+    "train.num_workers=0",
+    "train.epochs=1",
+    "train.threads=1",
+]
+DENSENET = [
+    "model.name=fc-densenet",
+    "model.fc_densenet.down_blocks=[1, 2]",
+    "model.fc_densenet.bottleneck_layers=2",
+    "model.fc_densenet.growth_rate=3",
+    "model.fc_densenet.first_filters=4",
+]
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_sample(tmp_path_factory.mktemp("sample"), scenes=3, size=64, seed=1)
+
+
+def test_an_fc_densenet_run_records_its_architecture_and_predicts(sample, tmp_path) -> None:
+    config = load_config(None, [*COMMON, *DENSENET])
+    train_model(config, data_dir=sample, out_dir=tmp_path / "run")
+    card = load_checkpoint(tmp_path / "run" / "best.pt").card
+    assert card.model == "fc-densenet"
+    assert card.model_settings["down_blocks"] == [1, 2]
+    assert card.size_multiple == 4 and card.patch_px == 32
+    loaded = load_model(tmp_path / "run")
+    raw = torch.from_numpy(np.random.default_rng(0).random((1, card.in_channels, 20, 28)))
+    probs = loaded.predictor(raw.float())
+    assert probs.shape == (1, card.num_classes, 20, 28)
+
+
+def test_an_fc_densenet_run_resumes(sample, tmp_path) -> None:
+    train_model(load_config(None, [*COMMON, *DENSENET]), data_dir=sample, out_dir=tmp_path)
+    config = load_config(None, [*COMMON, *DENSENET, "train.epochs=2"])
+    result = train_model(config, data_dir=sample, out_dir=tmp_path, resume=True)
+    assert result.epochs == 2
