@@ -13,12 +13,13 @@ from pydantic import ValidationError
 
 from spectraseg.cli.options import add_config_options, add_out_dir, resolve_device
 from spectraseg.config import load_config
-from spectraseg.errors import ConfigError
+from spectraseg.errors import ConfigError, SpectrasegError
 from spectraseg.io.atomic import check_writable
 from spectraseg.io.lock import folder_lock
 from spectraseg.io.prediction_raster import output_paths
 from spectraseg.io.yaml_file import read_yaml
 from spectraseg.predict.choices import PredictRequest
+from spectraseg.predict.cluster import connect, predict_scenes, read_input_list
 from spectraseg.predict.inputs import input_stem
 from spectraseg.predict.load_model import load_model
 from spectraseg.predict.raster import PredictSettings, predict_raster
@@ -65,7 +66,20 @@ def add_parser(subparsers: Any) -> None:
         metavar="CHECKPOINT",
         help="a .pt checkpoint, a run folder (its best.pt) or an ensemble YAML",
     )
-    parser.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="rasters to predict")
+    parser.add_argument("inputs", type=Path, nargs="*", metavar="INPUT", help="rasters to predict")
+    parser.add_argument(
+        "--inputs-from",
+        type=Path,
+        metavar="FILE",
+        help="also predict the rasters listed in FILE, one path per line (relative to FILE)",
+    )
+    parser.add_argument(
+        "--cluster",
+        metavar="local:N|ADDRESS",
+        help="predict one scene per task on Dask: local:N starts N single-threaded workers "
+        "here, ADDRESS is a running scheduler (tcp://host:8786). Failed tasks are retried; "
+        "scenes whose outputs are complete are skipped",
+    )
     add_out_dir(parser, help_text="folder for the probability and mask rasters")
     add_config_options(parser)
     parser.add_argument(
@@ -205,18 +219,32 @@ def _settings(args: argparse.Namespace) -> tuple[PredictSettings, PredictRequest
         raise ConfigError(f"{option}: {message}.") from None
 
 
-def _check_outputs(args: argparse.Namespace) -> list[str]:
-    """Output stems for the inputs, refusing clashes and existing outputs before any work."""
-    stems = [input_stem(path) for path in args.inputs]
+def _inputs(args: argparse.Namespace) -> list[Path]:
+    """The INPUT arguments, then those --inputs-from lists."""
+    inputs = list(args.inputs)
+    if args.inputs_from is not None:
+        inputs += read_input_list(args.inputs_from)
+    if not inputs:
+        raise ConfigError("no inputs: give rasters to predict or --inputs-from FILE.")
+    return inputs
+
+
+def _check_outputs(args: argparse.Namespace, inputs: list[Path]) -> list[str]:
+    """Output stems for the inputs, refusing clashes and existing outputs before any work.
+
+    On a cluster, existing outputs are not refused: complete ones are skipped, a half-written
+    pair is written again (`predict/cluster.py`).
+    """
+    stems = [input_stem(path) for path in inputs]
     for stem in stems:
         if stems.count(stem) > 1:
-            clashing = [str(p) for p, s in zip(args.inputs, stems, strict=True) if s == stem]
+            clashing = [str(p) for p, s in zip(inputs, stems, strict=True) if s == stem]
             raise ConfigError(
                 f"inputs {', '.join(clashing)} would all write {stem}_probs.tif; "
                 "predict them into different --out folders."
             )
         for path in output_paths(args.out, stem):
-            check_writable(path, overwrite=args.overwrite)
+            check_writable(path, overwrite=args.overwrite or args.cluster is not None)
     return stems
 
 
@@ -227,7 +255,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    stems = _check_outputs(args)
+    inputs = _inputs(args)
+    stems = _check_outputs(args, inputs)
+    if args.cluster is not None:
+        return _predict_on_cluster(args, inputs, stems)
     device = resolve_device(args.accelerator)
     if device.type == "cpu":
         # Every core this process may use (the default counts physical cores only).
@@ -236,7 +267,7 @@ def _predict(args: argparse.Namespace) -> int:
     model = load_model(args.checkpoint, device)
     if model.card.per_pixel and (request.tta not in ("auto", 1) or request.overlap):
         log.info("per-pixel model: predicting without TTA or overlap (they change nothing)")
-    for path, stem in zip(args.inputs, stems, strict=True):
+    for path, stem in zip(inputs, stems, strict=True):
         outputs = predict_raster(
             model,
             path,
@@ -256,5 +287,34 @@ def _predict(args: argparse.Namespace) -> int:
             outputs.mask,
             outputs.windows,
             outputs.seconds,
+        )
+    return 0
+
+
+def _predict_on_cluster(args: argparse.Namespace, inputs: list[Path], stems: list[str]) -> int:
+    """Each input a task on Dask; exit 2 naming the scenes that failed, after all have run."""
+    if args.cluster.startswith("local"):
+        resolve_device(args.accelerator)  # --accelerator cuda without a GPU here: refused now
+    base, request = _settings(args)
+    load_model(args.checkpoint)  # a bad checkpoint is one line now, not one per task
+    with connect(args.cluster) as client:
+        results = predict_scenes(
+            client,
+            args.checkpoint,
+            inputs,
+            args.out,
+            stems=stems,
+            settings=base,
+            request=request,
+            accelerator=args.accelerator,
+            resample=args.resample,
+            overwrite=args.overwrite,
+        )
+    failed = [result for result in results if result.status == "failed"]
+    if failed:
+        first = failed[0]
+        raise SpectrasegError(
+            f"{len(failed)} of {len(results)} scenes failed, first {first.input}: "
+            f"{first.message} (the others are complete; rerun to retry only the failed ones)."
         )
     return 0
