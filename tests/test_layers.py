@@ -44,12 +44,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-# Upward imports allowed for now: old homes kept (lazily) for callers not yet moved to the new
-# ones. Each entry must still exist: remove it together with its shim.
-ALLOWED_UPWARD = {
-    ("spectraseg.classes", "spectraseg.io.classes_file"),
-    ("spectraseg.train.run", "spectraseg.workflow.training"),
-}
+# Upward imports allowed, each with the reason; empty: every import points down.
+ALLOWED_UPWARD: set[tuple[str, str]] = set()
 
 
 def layer_of(module: str) -> int:

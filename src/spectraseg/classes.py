@@ -13,13 +13,11 @@ the order of the list.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
 from pydantic import ValidationError, field_validator, model_validator
 
-from spectraseg.errors import LabelError
-from spectraseg.errors import did_you_mean as did_you_mean  # old home, for callers not yet moved
+from spectraseg.errors import LabelError, did_you_mean
 from spectraseg.settings import Settings
 
 Colour = tuple[int, int, int]
@@ -136,21 +134,3 @@ def classes_document(classes: ClassList) -> dict[str, Any]:
     if classes.ignore_value is not None:
         document["ignore_value"] = classes.ignore_value
     return document
-
-
-# Old homes kept for callers not yet moved to `spectraseg.io.classes_file` (pipeline/stages.py,
-# data/catalog.py). tests/test_layers.py lists these imports as the only allowed upward ones.
-def load_classes(path: str | os.PathLike[str]) -> ClassList:
-    """Deprecated home of `spectraseg.io.classes_file.load_classes`."""
-    from spectraseg.io.classes_file import load_classes as load
-
-    return load(path)
-
-
-def save_classes(
-    classes: ClassList, path: str | os.PathLike[str], *, overwrite: bool = True
-) -> None:
-    """Deprecated home of `spectraseg.io.classes_file.save_classes`."""
-    from spectraseg.io.classes_file import save_classes as save
-
-    save(classes, path, overwrite=overwrite)

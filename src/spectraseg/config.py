@@ -46,7 +46,7 @@ from spectraseg.train.forest import ForestSettings
 from spectraseg.train.index_threshold import IndexThresholdSettings
 from spectraseg.train.losses import LossSettings
 
-__all__ = ["Config", "ModelSettings", "load_config", "parse_override"]
+__all__ = ["Config", "ModelSettings", "given_keys", "load_config", "parse_override"]
 
 PathLike = str | os.PathLike[str]
 
@@ -228,6 +228,31 @@ def _typed(raw: str, annotation: Any, source: str) -> Any:
         return yaml.safe_load(raw) if raw else None
     except yaml.YAMLError as error:
         raise ConfigError(f"{source}: value is not valid YAML ({error}).") from None
+
+
+def given_keys(path: PathLike | None = None, overrides: Sequence[str] = ()) -> frozenset[str]:
+    """The dotted keys a config file and `--set` overrides name, e.g. "predict.tta".
+
+    Defaults a user did not write are not requests: prediction takes what the file leaves
+    out from the model card instead, so it must know which values were written.
+    """
+    keys: set[str] = set()
+
+    def walk(document: Mapping[str, Any], prefix: str) -> None:
+        for key, value in document.items():
+            dotted = f"{prefix}{key}"
+            keys.add(dotted)
+            if isinstance(value, Mapping):
+                walk(value, dotted + ".")
+
+    if path is not None:
+        document = _read_file(Path(path))
+        if isinstance(document, Mapping):
+            walk(document, "")
+    for text in overrides:
+        parts, _ = parse_override(text)
+        keys.update(".".join(parts[: n + 1]) for n in range(len(parts)))
+    return frozenset(keys)
 
 
 def _read_file(path: Path) -> Any:

@@ -61,7 +61,7 @@ def test_every_example_config_trains_end_to_end(config, sample, tmp_path) -> Non
     args = ["-q", "train", "--data", str(sample), "--out", str(out), "--config", str(config)]
     assert main([*args, "--epochs", "1", *TINY, *small]) == 0
     best = load_checkpoint(out)
-    assert best.config["model"]["name"] == best.model_name
+    assert best.config["model"]["name"] == best.card.model
 
 
 def test_max_minutes_stops_a_long_run(sample, tmp_path) -> None:

@@ -11,13 +11,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import rasterio
 import yaml
 
 from spectraseg.cli.main import main
+from spectraseg.data.catalog import find_scenes
 from spectraseg.errors import ConfigError, LabelError
 from spectraseg.pipeline.runner import run_pipeline
+from spectraseg.predict.choices import PredictRequest
+from spectraseg.predict.load_model import load_model
+from spectraseg.predict.raster import predict_raster
 from spectraseg.sample import generate_sample
 
 TINY = [
@@ -227,6 +232,27 @@ def test_without_a_test_set_models_are_scored_on_the_held_out_area_only(
         assert (truth.read() != 255).any()
     scores = json.loads((tmp_path / "run" / "scores.json").read_text())
     assert [s["name"] for s in scores["scenes"]] == [truths[0].stem]
+
+
+def test_a_model_predicts_as_its_card_says_unless_the_config_writes_a_predict_key(
+    sample: Path, tmp_path: Path
+) -> None:
+    untuned = [s for s in TINY if not s.startswith("predict.")]
+    config = write_config(tmp_path, sample)
+    document = yaml.safe_load(config.read_text())
+    document["run"]["models"] = {"unet": {"set": untuned}, "one-pass": {"set": TINY}}
+    config.write_text(yaml.safe_dump(document))
+    run_pipeline(config, until_stage="predict")
+    run = tmp_path / "run"
+    scene = find_scenes(sample / "test")[0]
+    for label, request in (("unet", PredictRequest()), ("one-pass", PredictRequest(tta=1))):
+        model = load_model(run / "models" / label / "best.pt")
+        library = tmp_path / "library" / label
+        predict_raster(model, list(scene.images), library, stem=scene.name, request=request)
+        expected = rasterio.open(library / f"{scene.name}_probs.tif")
+        got = rasterio.open(run / "predictions" / label / f"{scene.name}_probs.tif")
+        with expected, got:
+            assert np.allclose(got.read(), expected.read(), atol=1e-6, equal_nan=True)
 
 
 def test_held_out_scores_refuse_models_with_their_own_split(sample: Path, tmp_path: Path) -> None:

@@ -7,7 +7,13 @@ import math
 import pytest
 
 from spectraseg.errors import ConfigError
-from spectraseg.predict.choices import ModelFacts, PredictRequest, auto_window, choose_settings
+from spectraseg.predict.choices import (
+    ModelFacts,
+    PredictRequest,
+    auto_window,
+    choose_settings,
+    request_from_config,
+)
 from spectraseg.predict.settings import PredictSettings
 from spectraseg.predict.tiling import TilingSettings, plan_windows
 
@@ -117,3 +123,13 @@ def test_a_crop_wider_than_the_margin_allows_is_a_config_error():
             bytes_per_pixel=1.0,
             budget_bytes=MB,
         )
+
+
+def test_only_the_predict_keys_a_config_wrote_are_requests_the_rest_stay_auto():
+    settings = PredictSettings(tta=2)
+    assert request_from_config(settings, {"predict", "predict.tta"}) == PredictRequest(tta=2)
+    untouched = request_from_config(PredictSettings(), {"train.epochs"})
+    assert untouched == PredictRequest()
+    assert untouched.model_dump(exclude_unset=True) == {}
+    written = request_from_config(PredictSettings(), {"predict.tiling.window_px"})
+    assert written.window == PredictSettings().tiling.window_px

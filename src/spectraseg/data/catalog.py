@@ -40,13 +40,14 @@ from pathlib import Path
 
 import numpy as np
 
-from spectraseg.classes import ClassList, load_classes
+from spectraseg.classes import ClassList
 from spectraseg.data.delivery import band_file_groups, classes_from_labels, top_vector_files
 from spectraseg.data.indices import IndexSettings, add_indices
 from spectraseg.data.rasterize import LabelRasterizer, rasterize_geometries
 from spectraseg.data.scene import Scene
 from spectraseg.errors import BandError, ConfigError, DataError, LabelError, SpectrasegWarning
 from spectraseg.grid import Grid
+from spectraseg.io.classes_file import load_classes
 from spectraseg.io.coregister import estimate_stack_shifts
 from spectraseg.io.labels import (
     VECTOR_SUFFIXES,

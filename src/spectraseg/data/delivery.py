@@ -100,7 +100,7 @@ def classes_from_labels(path: Path, column: str, layer: str | None = None) -> Cl
         info = pyogrio.read_info(path, layer=layer)
         fields = [str(f) for f in info["fields"]]
         if column not in fields:
-            from spectraseg.classes import did_you_mean
+            from spectraseg.errors import did_you_mean
 
             raise LabelError(
                 f"{path}: no column {column!r}{did_you_mean(column, fields)}. "

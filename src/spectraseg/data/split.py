@@ -20,8 +20,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 from pydantic import Field
 
-from spectraseg.classes import did_you_mean
-from spectraseg.errors import ConfigError, DataError
+from spectraseg.errors import ConfigError, DataError, did_you_mean
 from spectraseg.settings import Settings
 
 __all__ = [

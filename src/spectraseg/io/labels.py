@@ -37,8 +37,8 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError, RasterioError
 from shapely.geometry.base import BaseGeometry
 
-from spectraseg.classes import ClassList, did_you_mean
-from spectraseg.errors import LabelError, SpectrasegWarning
+from spectraseg.classes import ClassList
+from spectraseg.errors import LabelError, SpectrasegWarning, did_you_mean
 from spectraseg.grid import Grid
 from spectraseg.io.dstl import (
     normalized_to_pixel_transform,

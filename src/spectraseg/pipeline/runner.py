@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from spectraseg.config import Config
+from spectraseg.config import Config, given_keys
 from spectraseg.errors import ConfigError, did_you_mean
 from spectraseg.pipeline.manifest import Manifest, fingerprint, inventory
 from spectraseg.pipeline.settings import load_run_config
@@ -139,6 +139,7 @@ def run_pipeline(
         progress,
         training_inputs=training_inputs,
         test_inputs=test_inputs,
+        given=given_keys(config_path, overrides),
     )
     stages = plan_stages(context)
     fingerprints = _fingerprints(stages)

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from spectraseg.classes import ClassList, load_classes, save_classes
-from spectraseg.config import Config
+from spectraseg.classes import ClassList
+from spectraseg.config import Config, given_keys
 from spectraseg.data.catalog import (
     CLASSES_FILE,
     SceneSource,
@@ -39,8 +39,11 @@ from spectraseg.data.catalog import (
 )
 from spectraseg.errors import ConfigError, DataError
 from spectraseg.io.atomic import write_text_atomic
+from spectraseg.io.classes_file import load_classes, save_classes
 from spectraseg.models.registry import model_names
 from spectraseg.pipeline.settings import model_config
+from spectraseg.predict.choices import PredictRequest, request_from_config
+from spectraseg.predict.settings import PredictSettings
 
 __all__ = ["STAGE_KINDS", "RunContext", "Stage", "plan_stages", "report_path", "scores_path"]
 
@@ -66,6 +69,16 @@ class RunContext:
     """The fingerprint of the test scenes' and inference rasters' files."""
     resuming: bool = False
     """The stage about to run was cut off last time with the same settings: continue it."""
+    given: frozenset[str] = frozenset()
+    """The dotted keys the config file and `--set` wrote: of `predict:`, only these are
+    requests; the rest comes from each model's card, as in `spectraseg predict`."""
+
+    def predict_request(self, label: str) -> tuple[PredictSettings, PredictRequest]:
+        """The predict settings of one model (its `set` included) and what they request."""
+        entry = self.config.run.models[label]
+        given = self.given | given_keys(None, entry.set)
+        settings = model_config(self.config, label).predict
+        return settings, request_from_config(settings, given)
 
 
 Outcome = tuple[list[Path], str]
@@ -246,7 +259,7 @@ def _training_sections(config: Config) -> dict[str, Any]:
 
 def _train(label: str) -> Callable[[RunContext], Outcome]:
     def action(context: RunContext) -> Outcome:
-        from spectraseg.train.run import train_model
+        from spectraseg.workflow.training import train_model
 
         config = model_config(context.config, label)
         out = model_dir(context, label)
@@ -295,20 +308,21 @@ def _prediction_inputs(context: RunContext) -> list[tuple[str, tuple[Path, ...]]
 
 def _predict(label: str) -> Callable[[RunContext], Outcome]:
     def action(context: RunContext) -> Outcome:
-        from spectraseg.predict.ensemble import load_model
+        from spectraseg.predict.load_model import load_model
         from spectraseg.predict.raster import predict_raster
 
         model = load_model(model_dir(context, label) / "best.pt", context.device)
+        settings, request = context.predict_request(label)
         out = predictions_dir(context, label)
         outputs: list[Path] = []
         for stem, files in _prediction_inputs(context):
             source = files[0] if len(files) == 1 else list(files)
             written = predict_raster(
-                model.predictor,
+                model,
                 source,
                 out,
-                settings=context.config.predict,
-                info=model.info,
+                settings=settings,
+                request=request,
                 device=context.device,
                 overwrite=True,
                 progress=context.progress,
@@ -435,11 +449,16 @@ def plan_stages(context: RunContext) -> list[Stage]:
         )
         if not scored and not run.inference:
             continue
+        predict_settings, request = context.predict_request(label)
         stages += [
             Stage(
                 "predict",
                 names["predict"],
-                {"inputs": context.test_inputs, "predict": config.predict.model_dump(mode="json")},
+                {
+                    "inputs": context.test_inputs,
+                    "predict": predict_settings.model_dump(mode="json"),
+                    "request": request.model_dump(mode="json", exclude_unset=True),
+                },
                 _predict(label),
                 after=(names["train"], *(("prepare:test",) if scored else ())),
             ),

@@ -13,9 +13,9 @@ says what a pixel will cost and why.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
@@ -26,7 +26,14 @@ from spectraseg.predict.tiling import TilingSettings, plan_windows
 from spectraseg.predict.tta_choice import choose_tta
 from spectraseg.settings import Settings
 
-__all__ = ["Choice", "ModelFacts", "PredictRequest", "auto_window", "choose_settings"]
+__all__ = [
+    "Choice",
+    "ModelFacts",
+    "PredictRequest",
+    "auto_window",
+    "choose_settings",
+    "request_from_config",
+]
 
 # The overlap of models whose edge margin was never measured: what prediction always used.
 FALLBACK_OVERLAP = 0.5
@@ -59,6 +66,30 @@ class PredictRequest(Settings):
     for models without one)."""
     tta: Literal["auto", 1, 2, 4, 8] = "auto"
     """auto: the fewest passes within tolerance of the best on validation (8 if unmeasured)."""
+
+
+# Config keys that are requests to `choose_settings` when written, and its fields.
+_REQUEST_KEYS = {
+    "predict.tta": "tta",
+    "predict.tiling.window_px": "window",
+    "predict.tiling.overlap": "overlap",
+}
+
+
+def request_from_config(settings: PredictSettings, given: Collection[str]) -> PredictRequest:
+    """What a config's `predict:` section asks of window, overlap and TTA.
+
+    Only the keys the user wrote (`given`, dotted, e.g. "predict.tta") are requests; what the
+    section leaves out stays "auto", for the model card and the raster to decide, so a config
+    without a `predict:` section predicts exactly as `predict_raster(load_model(...))` does.
+    """
+    values: dict[str, Any] = {
+        "tta": settings.tta,
+        "window": settings.tiling.window_px,
+        "overlap": settings.tiling.overlap,
+    }
+    asked = {field: values[field] for key, field in _REQUEST_KEYS.items() if key in given}
+    return PredictRequest.model_validate(asked)
 
 
 @dataclass(frozen=True)

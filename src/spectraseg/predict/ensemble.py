@@ -151,10 +151,3 @@ def build_ensemble(path: str | os.PathLike[str], device: torch.device) -> tuple[
         }
     )
     return predictor, card
-
-
-def load_model(path: str | os.PathLike[str], device: torch.device | str | None = None) -> Any:
-    """Deprecated home of `spectraseg.predict.load_model.load_model` (pipeline/stages.py)."""
-    from spectraseg.predict.load_model import load_model as load
-
-    return load(path, device)

@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from spectraseg.classes import ClassList, ClassSpec, load_classes
+from spectraseg.classes import ClassList, ClassSpec
 from spectraseg.data.catalog import find_scenes
 from spectraseg.errors import DataError, SpectrasegError
 from spectraseg.evaluate.matching import find_classes_file, find_predictions, pair_scenes
+from spectraseg.io.classes_file import load_classes
 from spectraseg.report.reading import DEFAULT_MAX_PIXELS, read_scene_view
 from spectraseg.report.sources import ReportSource, SceneView, ThresholdCurves
 from spectraseg.train.metrics import ThresholdSweep
@@ -86,7 +87,7 @@ class RunFacts:
         self.colours = card.class_colours
         self.thresholds = card.thresholds
         self.provenance = {
-            "model": checkpoint.model_name,
+            "model": checkpoint.card.model,
             "run folder": str(folder),
             "bands": ", ".join(card.band_names)
             + (f" + {', '.join(card.indices.names)}" if card.indices.names else ""),

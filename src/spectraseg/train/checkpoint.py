@@ -75,11 +75,6 @@ class Checkpoint:
     weights: dict[str, Any]
     training_state: dict[str, Any] | None = None
 
-    @property
-    def model_name(self) -> str:
-        """The model kind (`card.model`), under its name before the card."""
-        return self.card.model
-
     def without_training_state(self) -> Checkpoint:
         """The same checkpoint minus optimizer and RNG state (what `best.pt` holds)."""
         return replace(self, training_state=None)

@@ -12,13 +12,12 @@ import torch
 from pydantic import ValidationError
 
 from spectraseg.cli.options import add_config_options, add_out_dir, resolve_device
-from spectraseg.config import load_config
+from spectraseg.config import given_keys, load_config
 from spectraseg.errors import ConfigError, SpectrasegError
 from spectraseg.io.atomic import check_writable
 from spectraseg.io.lock import folder_lock
 from spectraseg.io.prediction_raster import output_paths
-from spectraseg.io.yaml_file import read_yaml
-from spectraseg.predict.choices import PredictRequest
+from spectraseg.predict.choices import PredictRequest, request_from_config
 from spectraseg.predict.cluster import connect, predict_scenes, read_input_list
 from spectraseg.predict.inputs import input_stem
 from spectraseg.predict.load_model import load_model
@@ -164,20 +163,8 @@ def _from_config(args: argparse.Namespace) -> tuple[PredictSettings, dict[str, A
     if args.config is None and not args.overrides:
         return PredictSettings(), {}
     settings = load_config(args.config, args.overrides).predict
-    raw = read_yaml(args.config, "config") if args.config is not None else None
-    found = raw.get("predict") if isinstance(raw, dict) else None
-    section: dict[str, Any] = found if isinstance(found, dict) else {}
-    found = section.get("tiling")
-    tiling: dict[str, Any] = found if isinstance(found, dict) else {}
-    keys = {text.partition("=")[0].strip() for text in args.overrides}
-    asked: dict[str, Any] = {}
-    if "tta" in section or "predict.tta" in keys:
-        asked["tta"] = settings.tta
-    if "window_px" in tiling or "predict.tiling.window_px" in keys:
-        asked["window"] = settings.tiling.window_px
-    if "overlap" in tiling or "predict.tiling.overlap" in keys:
-        asked["overlap"] = settings.tiling.overlap
-    return settings, asked
+    request = request_from_config(settings, given_keys(args.config, args.overrides))
+    return settings, request.model_dump(exclude_unset=True)
 
 
 def _settings(args: argparse.Namespace) -> tuple[PredictSettings, PredictRequest]:
