@@ -41,7 +41,12 @@ from pathlib import Path
 import numpy as np
 
 from spectraseg.classes import ClassList
-from spectraseg.data.delivery import band_file_groups, classes_from_labels, top_vector_files
+from spectraseg.data.delivery import (
+    band_file_groups,
+    classes_from_labels,
+    rasters_meeting,
+    top_vector_files,
+)
 from spectraseg.data.indices import IndexSettings, add_indices
 from spectraseg.data.rasterize import LabelRasterizer, rasterize_geometries
 from spectraseg.data.scene import Scene
@@ -144,17 +149,19 @@ def find_scenes(
 def _find_delivered(root: Path, labels: LabelSettings | None) -> list[SceneSource]:
     groups = band_file_groups(root)
     vectors = top_vector_files(root)
-    if not groups and vectors:
-        # Single images beside their vector labels (a chip and its GeoJSON).
-        groups = [(p.stem, (p,)) for p in list_raster_files(root)]
-    if not groups:
-        return []
     if len(vectors) > 1 and (labels is None or labels.file is None):
         raise DataError(
             f"{root}: {len(vectors)} vector files could label the scenes "
             f"({', '.join(p.name for p in vectors)}); name one in data.labels.file."
         )
-    shared = vectors[0] if vectors else None
+    file = labels.file if labels is not None else None
+    shared = (file if file.is_absolute() else root / file) if file is not None else None
+    if shared is None and vectors:
+        shared = vectors[0]
+    if not groups and shared is not None and shared.is_file():
+        # Single images beside their vector labels (a chip and its GeoJSON); images the labels
+        # do not reach (another product in the folder) are not training data.
+        groups = [(p.stem, (p,)) for p in rasters_meeting(shared, list_raster_files(root))]
     return [
         SceneSource(
             name=name,

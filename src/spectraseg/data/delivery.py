@@ -17,11 +17,14 @@ with no `classes.yaml`. Users should not have to rearrange a delivery to try the
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pyogrio
 import pyogrio.raw
+import rasterio
+from rasterio.warp import transform_bounds
 
 from spectraseg.classes import ClassList, ClassSpec, parse_colour
 from spectraseg.errors import LabelError
@@ -29,7 +32,7 @@ from spectraseg.io.labels import VECTOR_SUFFIXES
 from spectraseg.io.rasters import RASTER_SUFFIXES
 from spectraseg.io.sensors import SENSORS
 
-__all__ = ["band_file_groups", "classes_from_labels", "top_vector_files"]
+__all__ = ["band_file_groups", "classes_from_labels", "rasters_meeting", "top_vector_files"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,40 @@ def band_file_groups(root: Path) -> list[tuple[str, tuple[Path, ...]]]:
 def top_vector_files(root: Path) -> list[Path]:
     """Vector files directly in `root` (candidates for the labels of every scene)."""
     return sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in VECTOR_SUFFIXES)
+
+
+def rasters_meeting(vector: Path, rasters: Sequence[Path]) -> list[Path]:
+    """The rasters whose footprint meets the vector file's extent (compared in its CRS).
+
+    A delivery may hold rasters the labels never reach (SpaceNet's sample ships a road mask in
+    degrees beside building chips in UTM); training on them would only add unlabelled pixels,
+    and resampling them to the chips' resolution can fail. Rasters or labels whose extent
+    cannot be read are kept, so a real error surfaces where the scene is loaded.
+    """
+    try:
+        info = pyogrio.read_info(vector, force_total_bounds=True)
+        left, bottom, right, top = (float(v) for v in info["total_bounds"])
+        crs = info["crs"]
+    except Exception:
+        return list(rasters)
+    if not all(math.isfinite(v) for v in (left, bottom, right, top)):
+        return list(rasters)
+    kept = []
+    for path in rasters:
+        try:
+            with rasterio.open(path) as raster:
+                bounds = raster.bounds
+                if raster.crs is not None and crs is not None:
+                    bounds = transform_bounds(raster.crs, crs, *bounds)
+        except Exception:
+            kept.append(path)
+            continue
+        x0, y0, x1, y1 = bounds
+        if x0 <= right and x1 >= left and y0 <= top and y1 >= bottom:
+            kept.append(path)
+        else:
+            log.info("%s: outside the extent of %s; not a scene", path, vector.name)
+    return kept
 
 
 def classes_from_labels(path: Path, column: str, layer: str | None = None) -> ClassList:
