@@ -16,7 +16,7 @@ from rasterio.windows import Window
 from spectraseg.errors import BandError, OutputExistsError, RasterError, SpectrasegWarning
 from spectraseg.grid import Grid
 from spectraseg.io.geotiff import RasterWriter, write_raster
-from spectraseg.io.rasters import open_stack
+from spectraseg.io.rasters import gdal_cache_bytes, limit_gdal_cache, open_stack
 
 UTM = CRS.from_epsg(32633)
 
@@ -349,3 +349,11 @@ def test_class_mask_overviews_hold_only_class_values(tmp_path: Path) -> None:
         factor = dataset.overviews(1)[0]
         overview = dataset.read(1, out_shape=(1024 // factor, 1024 // factor))
     assert set(np.unique(overview)) <= {0, 1, 2}
+
+
+def test_the_gdal_cache_cap_is_given_in_megabytes_and_reaches_gdal_as_bytes() -> None:
+    # rasterio hands an integer GDAL_CACHEMAX to GDAL as bytes: a cap of 256 meant 256 bytes,
+    # and every decimated read decompressed each block once per output row.
+    limit_gdal_cache(256)
+    assert rasterio.env.get_gdal_config("GDAL_CACHEMAX") == 256 * 2**20
+    assert gdal_cache_bytes(64) == 64 * 2**20

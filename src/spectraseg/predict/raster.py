@@ -27,7 +27,7 @@ import torch
 from spectraseg.data.augment import tta_transforms
 from spectraseg.io.atomic import check_free_space, check_writable
 from spectraseg.io.prediction_raster import mask_writer, output_paths, probabilities_writer
-from spectraseg.io.rasters import RasterStack
+from spectraseg.io.rasters import RasterStack, gdal_cache_bytes
 from spectraseg.predict.blending import RowBandAccumulator, window_2d
 from spectraseg.predict.choices import (
     Choice,
@@ -316,7 +316,7 @@ def predict_raster(
     started = time.perf_counter()
     with contextlib.ExitStack() as cleanup:
         if "GDAL_CACHEMAX" not in os.environ:
-            cleanup.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
+            cleanup.enter_context(rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes(GDAL_CACHE_MB)))
         if isinstance(input, RasterStack):
             stack = input
         else:
