@@ -109,7 +109,7 @@ def main() -> None:
     print(describe_machine(), "| load", load_average())
     shutil.rmtree(args.out, ignore_errors=True)
     start = time.perf_counter()
-    _data, predictions, truth = write_inputs(args.out, args.size)
+    data, predictions, truth = write_inputs(args.out, args.size)
     print(f"inputs: {args.size} x {args.size} px written in {time.perf_counter() - start:.0f} s")
     spectraseg = [sys.executable, "-m", "spectraseg", "-q"]
     evaluation = args.out / "evaluation"
@@ -121,7 +121,9 @@ def main() -> None:
     print(f"evaluate (scores + report.html): {seconds:.1f} s, peak RSS {peak:.0f} MB")
     print(f"  report.html {report.stat().st_size / 1e6:.2f} MB")
     again = args.out / "again.html"
-    seconds, peak = timed([*spectraseg, "report", str(evaluation), "--out", str(again)])
+    seconds, peak = timed(
+        [*spectraseg, "report", str(evaluation), "--data", str(data), "--out", str(again)]
+    )
     print(f"report alone: {seconds:.1f} s, peak RSS {peak:.0f} MB")
     print(f"  {again.name} {again.stat().st_size / 1e6:.2f} MB")
 
