@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -268,7 +269,9 @@ def test_held_out_scores_refuse_models_with_their_own_split(sample: Path, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_killed_training_resumes_without_preparing_again(sample: Path, tmp_path: Path) -> None:
+def test_a_killed_training_resumes_without_preparing_again(
+    sample: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     longer = [s for s in TINY if not s.startswith("train.epochs")]
     longer += ["train.epochs=3", "train.patches_per_epoch=64"]
     config = write_config(tmp_path, sample)
@@ -289,7 +292,9 @@ def test_a_killed_training_resumes_without_preparing_again(sample: Path, tmp_pat
     assert manifest["stages"]["train:unet"]["status"] == "running"
     prepared = manifest["stages"]["prepare"]["started"]
 
-    results = run_pipeline(config)
+    # Info lines reach run.log whatever level an earlier test's `main(["-q", ...])` left.
+    with caplog.at_level(logging.INFO, logger="spectraseg"):
+        results = run_pipeline(config)
     assert ran(results)[0] == "train:unet"  # prepare is up to date
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["stages"]["prepare"]["started"] == prepared
