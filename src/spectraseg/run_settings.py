@@ -10,6 +10,7 @@ run:
   models:                   # one entry per model; each is the config plus its own --set lines
     unet: {}
     forest: {set: [model.name=random-forest]}
+    per-class: {per_class: true}   # one binary model per class, merged by its ensemble.yaml
   search: {trials: 16, max_minutes_per_trial: 4}   # optional: TPE search before training
 data: {...}                 # the stage sections, shared by every model
 ```

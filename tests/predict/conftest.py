@@ -100,11 +100,13 @@ def make_checkpoint(tmp_path: Path) -> CheckpointFactory:
         *,
         band_names: Sequence[str] = ("blue", "green", "red"),
         class_names: Sequence[str] = ("building", "water"),
+        class_ids: Sequence[int] | None = None,
         head: str = "sigmoid",
         name: str = "model.pt",
         seed: int = 0,
     ) -> Path:
         bands, classes = len(band_names), len(class_names)
+        ids = class_ids or range(1, classes + 1)
         if model_name == "unet":
             from spectraseg.models.registry import build_model
 
@@ -139,8 +141,8 @@ def make_checkpoint(tmp_path: Path) -> CheckpointFactory:
                 "band_names": tuple(band_names),
                 "normalization": {"method": "standard", "stats": stats},
                 "classes": [
-                    {"name": n, "id": k + 1, "colour": (200, 0, 0)}
-                    for k, n in enumerate(class_names)
+                    {"name": n, "id": i, "colour": (200, 0, 0)}
+                    for n, i in zip(class_names, ids, strict=True)
                 ],
                 "head": head,
                 "thresholds": (0.5,) * classes,

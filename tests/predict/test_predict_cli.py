@@ -137,7 +137,29 @@ def test_two_inputs_with_the_same_name_are_refused(make_checkpoint, make_raster,
     assert "scene_probs.tif" in capsys.readouterr().err
 
 
-def test_ensemble_members_predicting_other_classes_are_refused(
+def test_an_ensemble_predicts_the_union_of_its_members_classes(
+    make_checkpoint, make_raster, tmp_path
+):
+    make_checkpoint(name="a.pt", seed=1)
+    make_checkpoint(name="b.pt", seed=2, class_names=("water", "road"), class_ids=(2, 3))
+    ensemble = tmp_path / "ensemble.yaml"
+    ensemble.write_text("members: [{path: a.pt, weight: 3}, {path: b.pt}]\n")
+    raster = make_raster()
+    for name, checkpoint in (("a", "a.pt"), ("b", "b.pt"), ("ensemble", ensemble)):
+        assert _predict(tmp_path / checkpoint, raster, "--out", tmp_path / name, "--tta", "1") == 0
+    probs = {}
+    for name in ("a", "b", "ensemble"):
+        with rasterio.open(tmp_path / name / "scene_probs.tif") as dataset:
+            probs[name] = dataset.read()
+            classes = dataset.descriptions
+    assert classes == ("building", "water", "road")
+    building, water, road = probs["ensemble"]
+    assert np.allclose(building, probs["a"][0], atol=1e-5)
+    assert np.allclose(water, 0.75 * probs["a"][1] + 0.25 * probs["b"][0], atol=1e-5)
+    assert np.allclose(road, probs["b"][1], atol=1e-5)
+
+
+def test_ensemble_members_giving_a_class_another_id_are_refused(
     make_checkpoint, make_raster, tmp_path, capsys
 ):
     make_checkpoint(name="a.pt")
@@ -146,7 +168,18 @@ def test_ensemble_members_predicting_other_classes_are_refused(
     ensemble.write_text("members: [{path: a.pt}, {path: b.pt}]\n")
     assert _predict(ensemble, make_raster(), "--out", tmp_path / "out") == 2
     error = capsys.readouterr().err
-    assert "ensemble.yaml" in error and "b.pt" in error and "same classes" in error
+    assert "ensemble.yaml" in error and "b.pt" in error and "road has id 2" in error
+
+
+def test_softmax_members_predicting_other_classes_are_refused(
+    make_checkpoint, make_raster, tmp_path, capsys
+):
+    make_checkpoint(name="a.pt", head="softmax")
+    make_checkpoint(name="b.pt", head="softmax", class_names=("road", "tree"), class_ids=(3, 4))
+    ensemble = tmp_path / "ensemble.yaml"
+    ensemble.write_text("members: [{path: a.pt}, {path: b.pt}]\n")
+    assert _predict(ensemble, make_raster(), "--out", tmp_path / "out") == 2
+    assert "sigmoid heads" in capsys.readouterr().err
 
 
 def test_an_ensemble_without_members_is_refused(make_raster, tmp_path, capsys):

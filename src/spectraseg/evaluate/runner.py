@@ -59,13 +59,13 @@ class EvaluationInputs:
 
 
 def _run_hints(run: Path | None) -> tuple[ClassList | None, tuple[float, ...] | None]:
-    """Classes (names and ids) and tuned thresholds from a training run's model card, if given."""
+    """Classes (names and ids) and tuned thresholds from a model card (a checkpoint, run folder
+    or ensemble), if given."""
     if run is None:
         return None, None
-    from spectraseg.train.checkpoint import load_checkpoint  # torch: only when asked for
+    from spectraseg.predict.load_model import load_card  # torch: only when asked for
 
-    checkpoint = load_checkpoint(run)
-    card = checkpoint.card
+    card = load_card(run)
     classes = ClassList(
         classes=tuple(ClassSpec(name=c.name, id=c.id, colour=c.colour) for c in card.classes)
     )

@@ -11,7 +11,8 @@ Layout of the run folder::
     RUN/prepare/data.json  classes.yaml         scenes and classes found
     RUN/prepare/truth/<scene>.tif  classes.yaml  the scored scenes' truth (255: not scored)
     RUN/search/                                the study, best.yaml (when `run.search` is set)
-    RUN/models/<label>/                        a training run folder (best.pt, last.pt, ...)
+    RUN/models/<label>/                        a training run folder (best.pt, last.pt, ...);
+                                               per_class: classes/<name>/ and ensemble.yaml
     RUN/predictions/<label>/<scene>_probs.tif  _mask.tif  <scene>.geojson
     RUN/scores/<label>/scores.json  scores.csv
 """
@@ -263,6 +264,8 @@ def _train(label: str) -> Callable[[RunContext], Outcome]:
 
         config = model_config(context.config, label)
         out = model_dir(context, label)
+        if context.config.run.models[label].per_class:
+            return _train_per_class(context, config, out)
         networks = model_names()
         resume = context.resuming and (out / "last.pt").exists() and config.model.name in networks
         if resume:
@@ -280,6 +283,24 @@ def _train(label: str) -> Callable[[RunContext], Outcome]:
         return outputs, f"validation mean Jaccard {result.best_score:.3f}"
 
     return action
+
+
+def _train_per_class(context: RunContext, config: Config, out: Path) -> Outcome:
+    """One binary model per class in RUN/models/<label>/classes/, merged by its ensemble.yaml."""
+    from spectraseg.workflow.per_class import train_per_class
+
+    resume = context.resuming and (out / "config.yaml").exists()
+    result = train_per_class(
+        config,
+        data_dir=context.config.run.data or Path("."),
+        out_dir=out,
+        resume=resume,
+        overwrite=not resume,
+        device=context.device,
+        progress=context.progress,
+    )
+    scores = ", ".join(f"{name} {r.best_score:.3f}" for name, r in result.results.items())
+    return [result.ensemble, out / "config.yaml"], f"validation Jaccard per class {scores}"
 
 
 # --- prediction, post-processing, scores ----------------------------------------------------
@@ -311,7 +332,8 @@ def _predict(label: str) -> Callable[[RunContext], Outcome]:
         from spectraseg.predict.load_model import load_model
         from spectraseg.predict.raster import predict_raster
 
-        model = load_model(model_dir(context, label) / "best.pt", context.device)
+        # A run folder: its best.pt, or the ensemble.yaml of per-class models.
+        model = load_model(model_dir(context, label), context.device)
         settings, request = context.predict_request(label)
         out = predictions_dir(context, label)
         outputs: list[Path] = []
@@ -442,7 +464,11 @@ def plan_stages(context: RunContext) -> list[Stage]:
             Stage(
                 "train",
                 names["train"],
-                {"config": _training_sections(trained)},
+                # per_class only when set, so that other models keep their fingerprints.
+                {
+                    "config": _training_sections(trained),
+                    **({"per_class": True} if run.models[label].per_class else {}),
+                },
                 _train(label),
                 after=("prepare",),
             )

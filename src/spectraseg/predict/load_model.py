@@ -1,4 +1,4 @@
-"""`load_model`: a checkpoint, a run folder or an ensemble file, ready to predict.
+"""`load_model`: a checkpoint, a run folder or an ensemble, ready to predict.
 
 It returns a `LoadedModel`: the predictor (raw bands in, probabilities out) and the model card
 (`spectraseg.models.card.ModelCard`) every default of prediction comes from. `info` and `facts`
@@ -15,13 +15,13 @@ import torch
 
 from spectraseg.models.card import ModelCard
 from spectraseg.predict.choices import ModelFacts
-from spectraseg.predict.ensemble import ENSEMBLE_SUFFIXES, build_ensemble
+from spectraseg.predict.ensemble import build_ensemble, ensemble_card, ensemble_file
 from spectraseg.predict.inputs import ModelInfo
 from spectraseg.predict.predictor import build_predictor
 from spectraseg.predict.tta import Model
 from spectraseg.train.checkpoint import load_checkpoint
 
-__all__ = ["LoadedModel", "facts_from_card", "info_from_card", "load_model"]
+__all__ = ["LoadedModel", "facts_from_card", "info_from_card", "load_card", "load_model"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ def facts_from_card(card: ModelCard) -> ModelFacts:
 def load_model(
     path: str | os.PathLike[str], device: torch.device | str | None = None
 ) -> LoadedModel:
-    """A `.pt` checkpoint, a run folder (its best.pt) or an ensemble YAML, ready to predict.
+    """A `.pt` checkpoint, a run folder (its best.pt), an ensemble YAML or a per-class run
+    folder (its ensemble.yaml), ready to predict.
 
     Args:
         device: where the network runs; default the CPU.
@@ -80,10 +81,21 @@ def load_model(
     """
     source = Path(path)
     target = torch.device(device) if device is not None else torch.device("cpu")
-    if source.suffix.lower() in ENSEMBLE_SUFFIXES:
-        predictor, card = build_ensemble(source, target)
-        return LoadedModel(predictor=predictor, card=card, source=source)
+    ensemble = ensemble_file(source)
+    if ensemble is not None:
+        predictor, card = build_ensemble(ensemble, target)
+        return LoadedModel(predictor=predictor, card=card, source=ensemble)
     checkpoint = load_checkpoint(source)
     return LoadedModel(
         predictor=build_predictor(checkpoint, target), card=checkpoint.card, source=source
     )
+
+
+def load_card(path: str | os.PathLike[str]) -> ModelCard:
+    """The card of what `load_model(path)` would load, without building any network.
+
+    Raises:
+        CheckpointError, ConfigError: as `load_model`.
+    """
+    ensemble = ensemble_file(path)
+    return ensemble_card(ensemble) if ensemble is not None else load_checkpoint(path).card

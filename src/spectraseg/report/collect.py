@@ -76,6 +76,8 @@ class RunFacts:
             if folder is not None and (folder / "config.yaml").is_file():
                 text = (folder / "config.yaml").read_text(encoding="utf-8")
                 self.settings = yaml.safe_load(text)
+            if folder is not None:
+                self._read_ensemble(folder)
             return
         from spectraseg.train.checkpoint import load_checkpoint  # torch: only for a run
 
@@ -105,6 +107,27 @@ class RunFacts:
             self.provenance["training time"] = (
                 f"{last.get('seconds', '?')} s, {len(self.history)} epochs"
             )
+
+    def _read_ensemble(self, folder: Path) -> None:
+        """A folder of per-class models: the one card their ensemble.yaml presents."""
+        from spectraseg.predict.ensemble import ensemble_file  # torch: only for a run
+        from spectraseg.predict.load_model import load_card
+
+        ensemble = ensemble_file(folder)
+        if ensemble is None:
+            return
+        card = load_card(ensemble)
+        self.band_names = card.band_names
+        self.class_names = card.class_names
+        self.colours = card.class_colours
+        self.thresholds = card.thresholds
+        self.provenance = {
+            "model": f"ensemble ({ensemble})",
+            "run folder": str(folder),
+            "thresholds": ", ".join(
+                f"{n} {t:.2f}" for n, t in zip(card.class_names, card.thresholds, strict=False)
+            ),
+        }
 
     def classes(self) -> ClassList | None:
         if not self.class_names:

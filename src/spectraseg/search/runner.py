@@ -5,6 +5,8 @@ DIR/
   study.journal   every study of this folder (unless --storage names a database)
   best.yaml       the best trial's config, ready for `spectraseg train --config`
   trials/<study>-<number>/   each trial's run folder (config.yaml, best.pt, history.csv, ...)
+  per-class/      with --per-class: the best config trained once per class (classes/<name>/,
+                  ensemble.yaml; `workflow/per_class.py`), the DSTL workflow's last step
 ```
 Rerunning with the same DIR continues the newest study (no --overwrite needed); a `--space`
 that differs from the study's starts a refined study seeded with the old trials (`refine.py`).
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import torch
 
 from spectraseg.config import Config, load_config
 from spectraseg.data.catalog import find_scenes
@@ -37,12 +40,21 @@ from spectraseg.search.study import (
 )
 from spectraseg.search.trial import TrialBudget
 from spectraseg.search.workers import run_workers
+from spectraseg.workflow.per_class import train_per_class
 
-__all__ = ["DEFAULT_STUDY", "SearchOptions", "SearchOutcome", "prepare_study", "run_search"]
+__all__ = [
+    "DEFAULT_STUDY",
+    "PER_CLASS_DIR",
+    "SearchOptions",
+    "SearchOutcome",
+    "prepare_study",
+    "run_search",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STUDY = "search"
+PER_CLASS_DIR = "per-class"
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,8 @@ class SearchOptions:
     max_minutes_per_trial: float | None = None
     device: str = "cpu"
     seed: int | None = None
+    per_class: bool = False
+    """After the trials, train the best config once per class into `DIR/per-class/`."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,8 @@ class SearchOutcome:
     best_value: float | None
     best_path: Path | None
     exit_codes: tuple[int, ...]
+    per_class: Path | None = None
+    """The per-class models' ensemble file, when asked for."""
 
 
 def _check_counts(options: SearchOptions) -> None:
@@ -193,4 +209,27 @@ def run_search(options: SearchOptions) -> SearchOutcome:
         best_value: float | None = study.best_value
     except ValueError:
         best_value = None
-    return SearchOutcome(study.study_name, finished, best_value, best_path, tuple(codes))
+    ensemble = None
+    if options.per_class and best_path is not None:
+        ensemble = _train_best_per_class(options, best_path, job.budget)
+    elif options.per_class:
+        log.warning("no finished trial yet: no per-class models to train")
+    return SearchOutcome(
+        study.study_name, finished, best_value, best_path, tuple(codes), per_class=ensemble
+    )
+
+
+def _train_best_per_class(options: SearchOptions, best: Path, budget: TrialBudget) -> Path:
+    """The best config trained once per class, each under the trials' budget, into
+    `DIR/per-class/` (started over after each search: the best config may have changed)."""
+    config = load_config(best, budget.overrides())
+    out = options.out_dir / PER_CLASS_DIR
+    log.info("training %s once per class into %s", best, out)
+    result = train_per_class(
+        config,
+        data_dir=options.data_dir,
+        out_dir=out,
+        overwrite=True,
+        device=torch.device(options.device),
+    )
+    return result.ensemble

@@ -44,6 +44,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--max-minutes-per-trial", type=float, metavar="M", help="time budget of each trial"
     )
+    parser.add_argument(
+        "--per-class",
+        action="store_true",
+        help="then train the best config once per class into DIR/per-class/ (classes/<name>/, "
+        "ensemble.yaml, as `spectraseg train --per-class`); `spectraseg predict DIR/per-class` "
+        "predicts every class",
+    )
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--show", action="store_true", help="top trials table and figures")
     modes.add_argument(
@@ -82,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             study=args.study,
             max_minutes_per_trial=args.max_minutes_per_trial,
             device=str(resolve_device(args.accelerator)),
+            per_class=args.per_class,
         )
     )
     best = "none yet" if outcome.best_value is None else f"{outcome.best_value:.4f}"
@@ -92,4 +100,6 @@ def run(args: argparse.Namespace) -> int:
         best,
         f" ({outcome.best_path})" if outcome.best_path else "",
     )
+    if outcome.per_class is not None:
+        log.info("per-class models of the best config: %s", outcome.per_class)
     return 0 if all(code == 0 for code in outcome.exit_codes) else 1

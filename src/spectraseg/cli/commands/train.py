@@ -1,4 +1,5 @@
-"""`spectraseg train --data DIR --out RUN_DIR`: train a model into a run folder."""
+"""`spectraseg train --data DIR --out RUN_DIR [--per-class]`: train a model into a run folder
+(or one binary model per class, merged by `RUN_DIR/ensemble.yaml`)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,12 @@ def add_parser(subparsers: Any) -> None:
         "--resume", action="store_true", help="continue the run in RUN_DIR from its last.pt"
     )
     parser.add_argument("--model", choices=MODEL_NAMES, help="same as --set model.name=NAME")
+    parser.add_argument(
+        "--per-class",
+        action="store_true",
+        help="train one binary model per class into RUN_DIR/classes/<name>/ and write "
+        "RUN_DIR/ensemble.yaml, which `spectraseg predict RUN_DIR` reads as one model",
+    )
 
 
 def resolved_config(args: argparse.Namespace) -> Config:
@@ -79,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     config = resolved_config(args)
     data_dir = _data_dir(args, config)
     device = resolve_device(args.accelerator)
+    if args.per_class:
+        return _train_per_class(args, config, data_dir, device)
     result = train_model(
         config,
         data_dir=data_dir,
@@ -98,6 +107,28 @@ def run(args: argparse.Namespace) -> int:
         result.epochs,
         result.stopped.replace("_", " "),
     )
+    return 0
+
+
+def _train_per_class(
+    args: argparse.Namespace, config: Config, data_dir: Path, device: torch.device
+) -> int:
+    from spectraseg.workflow.per_class import train_per_class
+
+    outcome = train_per_class(
+        config,
+        data_dir=data_dir,
+        out_dir=args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        device=device,
+        progress=not args.quiet,
+    )
+    if config.run.report:
+        for member in outcome.runs.values():
+            _write_report(member, data_dir, device)
+    scores = ", ".join(f"{name} {r.best_score:.3f}" for name, r in outcome.results.items())
+    log.info("%s: validation Jaccard per class model: %s", outcome.ensemble, scores)
     return 0
 
 
