@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,24 @@ def _redacted(url: str) -> str:
     return f"{scheme}://{user}@{host}"
 
 
+def _with_driver(url: str) -> str:
+    """`postgresql://` with the PostgreSQL driver that is installed.
+
+    SQLAlchemy 2.1 reads a plain `postgresql://` as psycopg 3; where only psycopg2 (the
+    `postgres` extra) is installed, the URL names it, so either driver works with the same URL.
+
+    Example:
+        >>> _with_driver("sqlite:///x.db")
+        'sqlite:///x.db'
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme not in ("postgresql", "postgres"):
+        return url
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return f"postgresql+psycopg2://{rest}"
+    return url
+
+
 def open_storage(out_dir: Path, url: str | None) -> optuna.storages.BaseStorage:
     """The journal file under `out_dir` (created on first use), or the database at `url`.
 
@@ -50,7 +69,7 @@ def open_storage(out_dir: Path, url: str | None) -> optuna.storages.BaseStorage:
         backend = JournalFileBackend(path, lock_obj=JournalFileOpenLock(path))
         return optuna.storages.JournalStorage(backend)
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        return optuna.storages.RDBStorage(_with_driver(url), engine_kwargs={"pool_pre_ping": True})
     except Exception as error:  # sqlalchemy and driver errors share no base class
         reason = " ".join(str(error).split("\n")[0].split())
         raise ConfigError(
