@@ -107,7 +107,7 @@ def _check_counts(options: SearchOptions) -> None:
 
 def largest_patch(data_dir: Path, base: Config) -> int:
     """The largest training patch the data folder's scenes and split can hold."""
-    sources = [source for source in find_scenes(data_dir) if source.has_labels]
+    sources = [s for s in find_scenes(data_dir, base.data.labels) if s.has_labels]
     if not sources:
         raise DataError(f"{data_dir}: no labelled scene to search on.")
     shapes = []
