@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "spectraseg.settings",
             "spectraseg.classes",
             "spectraseg.version",
+            "spectraseg.progress",
             # The head and its threshold/argmax rule: pure numpy, named by the io/ raster format.
             "spectraseg.models.head",
         ),

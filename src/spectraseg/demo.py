@@ -4,7 +4,7 @@
     DIR/test/              a held-out scene drawn with another seed, with its truth
     DIR/config.yaml        the run config the demo ran: `spectraseg run DIR/config.yaml` reruns it
     DIR/models/<model>/    a run folder per model: the U-Net and the random-forest baseline
-    DIR/predictions/<model>/  <scene>_probs.tif, <scene>_mask.tif and <scene>.geojson
+    DIR/predictions/<model>/  <scene>_probs.tif, _mask.tif, _classes.tif and <scene>.geojson
     DIR/scores.json        the U-Net's per-class Jaccard on the held-out scene (and scores.csv)
     DIR/scores/<model>/    each model's scores; DIR/manifest.json and DIR/run.log
     DIR/report.html        both models side by side, to look at (figures in report_figures/)

@@ -20,6 +20,7 @@ from spectraseg.postprocess.chain import (
 from spectraseg.postprocess.polygons import PolygonSettings, vectorize_rows
 
 NAMES = ("building", "water")
+NO_CLEANUP = PostprocessSettings(morphology={"all": {}})
 SETTINGS = PostprocessSettings.model_validate(
     {
         "morphology": {
@@ -95,16 +96,14 @@ def test_the_minimum_area_runs_again_after_the_rules() -> None:
 def test_softmax_probabilities_take_the_most_probable_class() -> None:
     probs = np.array([[[0.6, 0.3]], [[0.4, 0.7]]], np.float32)
     result = postprocess_masks(
-        PostprocessSettings(), NAMES, None, probs=probs, head="softmax", tuned_thresholds=[0.9, 0.9]
+        NO_CLEANUP, NAMES, None, probs=probs, head="softmax", tuned_thresholds=[0.9, 0.9]
     )
     assert result.tolist() == [[[True, False]], [[False, True]]]
 
 
 def test_tuned_thresholds_apply_to_sigmoid_probabilities() -> None:
     probs = np.array([[[0.6, 0.3]], [[0.4, 0.7]]], np.float32)
-    result = postprocess_masks(
-        PostprocessSettings(), NAMES, None, probs=probs, tuned_thresholds=[0.2, 0.8]
-    )
+    result = postprocess_masks(NO_CLEANUP, NAMES, None, probs=probs, tuned_thresholds=[0.2, 0.8])
     assert result.tolist() == [[[True, True]], [[False, False]]]
 
 
@@ -125,3 +124,51 @@ def test_a_bad_rule_in_the_settings_is_named() -> None:
         PostprocessSettings.model_validate(
             {"rules": [{"wins": "water", "over": "all"}, {"exclusive": "water"}]}
         )
+
+
+def test_without_an_all_entry_specks_and_pinholes_under_nine_pixels_go() -> None:
+    mask = np.zeros((2, 20, 20), bool)
+    mask[0, 1:3, 1:3] = True  # a 4-pixel speck
+    mask[0, 8:18, 8:18] = True  # an object with a 4-pixel hole
+    mask[0, 11:13, 11:13] = False
+    result = postprocess_masks(PostprocessSettings(), NAMES, None, mask=mask)
+    assert not result[0, 1:3, 1:3].any()
+    assert result[0, 8:18, 8:18].all()
+
+
+def test_an_empty_all_entry_turns_the_default_clean_up_off() -> None:
+    mask = np.zeros((2, 8, 8), bool)
+    mask[0, 1:3, 1:3] = True
+    result = postprocess_masks(NO_CLEANUP, NAMES, None, mask=mask)
+    assert np.array_equal(result, mask)
+
+
+def test_a_class_entry_is_merged_over_the_all_entry() -> None:
+    settings = PostprocessSettings.model_validate(
+        {"morphology": {"all": {"min_area_px": 4, "closing_px": 1}, "water": {"opening_px": 2}}}
+    )
+    water = settings.morphology["water"]
+    assert (water.min_area_px, water.closing_px, water.opening_px) == (4, 1, 2)
+    assert settings.morphology["all"].opening_px == 0
+
+
+def test_a_class_entry_merges_over_the_default_all_entry() -> None:
+    settings = PostprocessSettings.model_validate({"morphology": {"water": {"opening_px": 1}}})
+    assert settings.morphology["water"].min_area_px == 9
+    assert settings.morphology["water"].fill_holes_below_px == 9
+
+
+def test_an_area_in_other_units_replaces_the_all_area() -> None:
+    settings = PostprocessSettings.model_validate(
+        {"morphology": {"all": {"min_area_m2": 100}, "water": {"min_area_px": 2}}}
+    )
+    water = settings.morphology["water"]
+    assert (water.min_area_px, water.min_area_m2) == (2, 0)
+
+
+def test_merged_settings_survive_a_round_trip_through_a_document() -> None:
+    settings = PostprocessSettings.model_validate(
+        {"morphology": {"all": {"min_area_px": 4}, "water": {"opening_px": 2}}}
+    )
+    again = PostprocessSettings.model_validate(settings.model_dump())
+    assert again == settings

@@ -267,3 +267,33 @@ def test_strip_by_strip_files_equal_whole_mask_files(
         vectorize(path, out, strip_settings)
         texts.append(out.read_text())
     assert texts[0] == texts[1] == texts[2]
+
+
+def speckled_mask() -> np.ndarray:
+    """One class: a 20 x 20 square and 30 lone pixels, as a U-Net leaves along borders."""
+    mask = np.zeros((1, 64, 64), np.uint8)
+    mask[0, 5:25, 5:25] = 1
+    rows, cols = np.divmod(np.arange(30) * 7, 30)
+    mask[0, 40 + 2 * rows, 2 * cols + 1] = 1
+    return mask
+
+
+def test_defaults_leave_out_specks_under_nine_pixels(
+    tmp_path: Path, write_prediction: Factory
+) -> None:
+    path = write_prediction(
+        tmp_path / "s_mask.tif", speckled_mask(), class_names=["water"], kind="mask"
+    )
+    assert vectorize(path).counts() == {"water": 1}
+    every_pixel = PostprocessSettings.model_validate({"morphology": {"all": {}}})
+    assert vectorize(path, settings=every_pixel).counts() == {"water": 31}
+
+
+def test_vectorize_shows_its_progress_in_rows_on_stderr(
+    tmp_path: Path, write_prediction: Factory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_prediction(
+        tmp_path / "s_mask.tif", speckled_mask(), class_names=["water"], kind="mask"
+    )
+    vectorize(path, progress=True)
+    assert "rows/s" in capsys.readouterr().err

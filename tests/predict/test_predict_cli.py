@@ -20,8 +20,12 @@ def test_predicts_several_inputs_with_a_checkpoint(make_checkpoint, make_raster,
     out = tmp_path / "out"
     assert _predict(checkpoint, first, second, "--out", out, "--tta", "2") == 0
     assert sorted(p.name for p in out.iterdir()) == [
+        "first_classes.qml",
+        "first_classes.tif",
         "first_mask.tif",
         "first_probs.tif",
+        "second_classes.qml",
+        "second_classes.tif",
         "second_mask.tif",
         "second_probs.tif",
     ]

@@ -106,18 +106,18 @@ def test_multi_label_mask_applies_each_class_threshold(pointwise, make_raster, t
     assert not mask[1].any()  # a threshold of 1 selects nothing
 
 
-def test_multi_class_mask_is_one_band_of_class_positions(make_raster, tmp_path):
+def test_multi_class_mask_is_one_band_of_class_ids(make_raster, tmp_path):
     def softmax_model(x):
         return torch.softmax(torch.cat([x[:, :1], x[:, 1:2], 2 * x[:, 2:3]], dim=1), dim=1)
 
-    info = ModelInfo(class_names=("soil", "trees", "water"), head="softmax")
+    info = ModelInfo(class_names=("soil", "trees", "water"), class_ids=(2, 5, 9), head="softmax")
     outputs = predict_raster(
         softmax_model, make_raster(), tmp_path / "out", settings=SMALL, info=info
     )
     probs, _ = _read(outputs.probabilities)
     mask, profile = _read(outputs.mask)
     assert mask.shape == (1, *probs.shape[1:])
-    assert np.array_equal(mask[0], np.argmax(probs, axis=0))
+    assert np.array_equal(mask[0], np.array([2, 5, 9])[np.argmax(probs, axis=0)])
     assert profile["tags"]["SPECTRASEG_KIND"] == "mask"
 
 

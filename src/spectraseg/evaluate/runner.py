@@ -35,6 +35,7 @@ from spectraseg.postprocess.chain import (
     postprocess_window,
     resolve_postprocess,
 )
+from spectraseg.postprocess.morphology import MorphologySettings
 from spectraseg.postprocess.vectorize import BACKGROUND_NAMES
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,10 @@ class EvaluationInputs:
             "classes_file": self.classes_file,
             "run": self.run,
         }
+
+
+# Scoring probabilities without post-processing settings: the masks `predict` would write.
+THRESHOLDS_ONLY = PostprocessSettings(morphology={"all": MorphologySettings()})
 
 
 def _run_hints(run: Path | None) -> tuple[ClassList | None, tuple[float, ...] | None]:
@@ -85,7 +90,7 @@ def _predicted_mask(
         tuned if tuned and len(tuned) == len(info.class_names) else None
     )
     plan = resolve_postprocess(
-        settings or PostprocessSettings(),
+        settings or THRESHOLDS_ONLY,
         info.class_names,
         info.grid if settings is not None else None,
         tuned_thresholds=thresholds,

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import rasterio
 import rasterio.shutil
+from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
@@ -30,6 +31,25 @@ from spectraseg.grid import Grid
 from spectraseg.io.atomic import check_writable, remove_stale_partials, temporary_sibling
 
 PathLike = str | os.PathLike[str]
+Colormap = Mapping[int, tuple[int, int, int, int]]
+
+# Overviews halve the raster until it fits in one tile, as the COG driver does.
+OVERVIEW_TILE_PX = 256
+
+
+def overview_factors(width: int, height: int) -> list[int]:
+    """Decimation factors 2, 4, ... until the largest side fits in one 256 px tile.
+
+    Example:
+        >>> overview_factors(256, 100), overview_factors(600, 300)
+        ([], [2, 4])
+    """
+    factors: list[int] = []
+    factor = 1
+    while max(width, height) / factor > OVERVIEW_TILE_PX:
+        factor *= 2
+        factors.append(factor)
+    return factors
 
 
 def _profile(
@@ -78,6 +98,8 @@ class RasterWriter:
         cog: bool = False,
         compress: str = "deflate",
         overview_resampling: str = "average",
+        overviews: bool = False,
+        colormap: Colormap | None = None,
     ) -> None:
         self.path = Path(path)
         check_writable(self.path, overwrite=overwrite)
@@ -88,6 +110,10 @@ class RasterWriter:
         # Overviews of continuous values average; of class ids or 0/1 masks they must not
         # invent values between classes, so masks pass "nearest" (or "mode").
         self.overview_resampling = overview_resampling
+        # Internal overviews let GIS viewers show a large raster zoomed out without reading
+        # every pixel; a COG always has them.
+        self.overviews = overviews
+        self._colormap = dict(colormap) if colormap is not None else None
         self._profile = _profile(grid, count, dtype, nodata, compress)
         self._band_names = list(band_names) if band_names is not None else None
         self._tags = dict(tags or {})
@@ -108,6 +134,8 @@ class RasterWriter:
                 self._dataset.set_band_description(index, name)
         if self._tags:
             self._dataset.update_tags(**self._tags)
+        if self._colormap is not None:
+            self._dataset.write_colormap(1, self._colormap)
         return self
 
     def write(self, array: np.ndarray, window: Window | None = None) -> None:
@@ -153,6 +181,8 @@ class RasterWriter:
                 self._temporary.unlink()
 
     def _finish(self) -> None:
+        if self.overviews and not self.cog:
+            self._add_overviews()
         if self.cog:
             converted = temporary_sibling(self.path)
             try:
@@ -172,6 +202,17 @@ class RasterWriter:
                     converted.unlink()
         else:
             os.replace(self._temporary, self.path)
+
+    def _add_overviews(self) -> None:
+        """Internal overviews in the finished temporary file (one more read of its pixels)."""
+        factors = overview_factors(self.grid.width, self.grid.height)
+        if not factors:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(self._temporary, "r+") as dataset:
+                dataset.build_overviews(factors, Resampling[self.overview_resampling])
+                dataset.update_tags(ns="rio_overview", resampling=self.overview_resampling)
 
 
 def write_raster(

@@ -6,10 +6,16 @@ reader cannot drift apart:
   nodata, or uint8 holding round(254 x p) with 255 as nodata (tag
   SPECTRASEG_PROBABILITY_SCALE=254).
 - `<stem>_mask.tif`: multi-label (sigmoid head): one 0/1 band per class; multi-class (softmax
-  head): one band of class positions 0..K-1. 255 is nodata.
-Both carry SPECTRASEG_KIND (probabilities | mask), SPECTRASEG_CLASSES and
+  head): one band of class ids (classes.yaml ids; 1..K when the model has none). 255 is
+  nodata (65535 in uint16, when an id is above 254).
+- `<stem>_classes.tif`: the class map GIS tools show as it is: one band holding the class id
+  of each pixel (the most probable class above its threshold for a sigmoid head, the most
+  probable class for a softmax head; 0 for none), a colour table from the classes' colours,
+  and `<stem>_classes.qml` beside it, the QGIS style naming each class.
+All carry SPECTRASEG_KIND (probabilities | mask), SPECTRASEG_CLASSES and
 SPECTRASEG_THRESHOLDS (JSON lists), SPECTRASEG_HEAD (sigmoid | softmax) and, when the model
-card knows them, SPECTRASEG_CLASS_IDS (the classes.yaml ids, a JSON list) tags.
+card knows them, SPECTRASEG_CLASS_IDS (the classes.yaml ids, a JSON list) tags; single-band id
+rasters carry SPECTRASEG_MASK_VALUES=ids (files written before it hold positions 0..K-1).
 
 Reading back: class names come from the SPECTRASEG_CLASSES tag, else the band descriptions,
 else the `classes` given by the caller (`--classes`); a raster with none of them is an error
@@ -31,13 +37,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
+from xml.sax.saxutils import quoteattr
 
 import numpy as np
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from spectraseg.classes import ClassList
+from spectraseg.classes import ClassList, Colour
 from spectraseg.errors import ConfigError, LabelError, RasterError, did_you_mean
 from spectraseg.grid import Grid
 from spectraseg.io.geotiff import RasterWriter
@@ -48,22 +55,47 @@ log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 Kind = Literal["probabilities", "mask"]
+RGBA = tuple[int, int, int, int]
+DEFAULT_COLOUR: Colour = (128, 128, 128)
 KIND_TAG = "SPECTRASEG_KIND"
 CLASSES_TAG = "SPECTRASEG_CLASSES"
 THRESHOLDS_TAG = "SPECTRASEG_THRESHOLDS"
 CLASS_IDS_TAG = "SPECTRASEG_CLASS_IDS"
 HEAD_TAG = "SPECTRASEG_HEAD"
 SCALE_TAG = "SPECTRASEG_PROBABILITY_SCALE"
+MASK_VALUES_TAG = "SPECTRASEG_MASK_VALUES"
 MASK_NODATA = 255
+ID_NODATA_UINT16 = 65535
 PROBABILITY_SCALE = 254  # uint8 probabilities: round(254 p), so that 255 stays free for nodata
 DEFAULT_UINT8_SCALE = float(PROBABILITY_SCALE)
-PREDICTION_SUFFIXES = ("_probs", "_mask")
+PREDICTION_SUFFIXES = ("_probs", "_mask", "_classes")
 
 
 def output_paths(output: PathLike, stem: str) -> tuple[Path, Path]:
     """(probabilities, mask) paths for input `stem` in folder `output`."""
     folder = Path(output)
     return folder / f"{stem}_probs.tif", folder / f"{stem}_mask.tif"
+
+
+def class_map_paths(output: PathLike, stem: str) -> tuple[Path, Path]:
+    """(class map, its QGIS style) paths for input `stem` in folder `output`.
+
+    QGIS applies a `.qml` named like the raster when it opens the raster.
+    """
+    folder = Path(output)
+    return folder / f"{stem}_classes.tif", folder / f"{stem}_classes.qml"
+
+
+def id_dtype(class_ids: Sequence[int]) -> tuple[str, int]:
+    """(data type, nodata) of a raster of class ids: uint8 with 255, or uint16 with 65535.
+
+    Example:
+        >>> id_dtype([1, 2, 254]), id_dtype([1, 300])
+        (('uint8', 255), ('uint16', 65535))
+    """
+    if max(class_ids, default=0) < MASK_NODATA:
+        return "uint8", MASK_NODATA
+    return "uint16", ID_NODATA_UINT16
 
 
 def encode_probabilities(probs: np.ndarray, dtype: str) -> np.ndarray:
@@ -81,26 +113,54 @@ def encode_probabilities(probs: np.ndarray, dtype: str) -> np.ndarray:
     return scaled
 
 
-def encode_mask(masks: np.ndarray, invalid: np.ndarray, head: Head) -> np.ndarray:
-    """The mask raster's content for class masks (K, h, w) bool, 255 where `invalid` (h, w).
+def encode_mask(
+    masks: np.ndarray, invalid: np.ndarray, head: Head, class_ids: Sequence[int]
+) -> np.ndarray:
+    """The mask raster's content for class masks (K, h, w) bool, nodata where `invalid` (h, w).
 
-    Sigmoid heads: (K, h, w) 0/1, one band per class. Softmax heads: (1, h, w) the position of
+    Sigmoid heads: (K, h, w) 0/1, one band per class. Softmax heads: (1, h, w) the class id of
     the class each pixel is in (the masks of a softmax head are one-hot).
 
     Example:
         >>> masks = np.array([[[False, True, False]], [[True, False, False]]])
         >>> invalid = np.array([[False, False, True]])
-        >>> encode_mask(masks, invalid, "sigmoid").tolist()
+        >>> encode_mask(masks, invalid, "sigmoid", [3, 7]).tolist()
         [[[0, 1, 255]], [[1, 0, 255]]]
-        >>> encode_mask(masks, invalid, "softmax").tolist()
-        [[[1, 0, 255]]]
+        >>> encode_mask(masks, invalid, "softmax", [3, 7]).tolist()
+        [[[7, 3, 255]]]
     """
     if head == "softmax":
-        ids: np.ndarray = np.argmax(masks, axis=0).astype(np.uint8)[None]
-    else:
-        ids = masks.astype(np.uint8)
-    ids[:, invalid] = MASK_NODATA
-    return ids
+        return encode_class_map(masks.astype(np.float32), masks, invalid, class_ids)
+    dtype, nodata = id_dtype(())
+    stored: np.ndarray = masks.astype(dtype)
+    stored[:, invalid] = nodata
+    return stored
+
+
+def encode_class_map(
+    probs: np.ndarray, masks: np.ndarray, invalid: np.ndarray, class_ids: Sequence[int]
+) -> np.ndarray:
+    """(1, h, w): the id of the most probable class each pixel is in, 0 in none, nodata invalid.
+
+    Args:
+        probs: (K, h, w) probabilities (NaN: no prediction).
+        masks: (K, h, w) bool class masks by the head's rule (`models.head.class_masks`).
+        class_ids: the classes' ids, in mask order.
+
+    Example:
+        >>> probs = np.array([[[0.9, 0.6, 0.1, 0.5]], [[0.7, 0.8, 0.2, 0.5]]])
+        >>> masks = probs >= 0.5
+        >>> invalid = np.array([[False, False, False, True]])
+        >>> encode_class_map(probs, masks, invalid, [3, 7]).tolist()
+        [[[3, 7, 0, 255]]]
+    """
+    dtype, nodata = id_dtype(class_ids)
+    scores = np.where(masks, np.nan_to_num(probs, nan=-1.0), -1.0)
+    best = np.argmax(scores, axis=0)
+    ids = np.asarray(class_ids, dtype=dtype)
+    stored: np.ndarray = np.where(masks.any(axis=0), ids[best], 0).astype(dtype)
+    stored[invalid] = nodata
+    return stored[None]
 
 
 def output_tags(
@@ -132,6 +192,7 @@ def probabilities_writer(
     dtype: Literal["float32", "uint8"],
     cog: bool,
     overwrite: bool,
+    overviews: bool = False,
     class_ids: Sequence[int] | None = None,
 ) -> RasterWriter:
     """The writer of `<stem>_probs.tif`: one band per class, float32 or uint8 254 x p."""
@@ -148,6 +209,7 @@ def probabilities_writer(
         tags=tags,
         overwrite=overwrite,
         cog=cog,
+        overviews=overviews,
     )
 
 
@@ -160,21 +222,101 @@ def mask_writer(
     head: Head,
     cog: bool,
     overwrite: bool,
+    overviews: bool = False,
     class_ids: Sequence[int] | None = None,
 ) -> RasterWriter:
-    """The writer of `<stem>_mask.tif`: a 0/1 band per class (sigmoid) or class positions."""
+    """The writer of `<stem>_mask.tif`: a 0/1 band per class (sigmoid) or class ids."""
     multi_label = head == "sigmoid"
+    ids = tuple(class_ids) if class_ids is not None else tuple(range(1, len(class_names) + 1))
+    dtype, nodata = id_dtype(()) if multi_label else id_dtype(ids)
+    tags = output_tags("mask", class_names, thresholds, head, class_ids)
+    if not multi_label:
+        tags[MASK_VALUES_TAG] = "ids"
     return RasterWriter(
         path,
         grid,
         len(class_names) if multi_label else 1,
-        "uint8",
+        dtype,
         band_names=class_names if multi_label else ("class",),
-        nodata=MASK_NODATA,
-        tags=output_tags("mask", class_names, thresholds, head, class_ids),
+        nodata=nodata,
+        tags=tags,
         overwrite=overwrite,
         cog=cog,
         overview_resampling="nearest",
+        overviews=overviews,
+    )
+
+
+def class_map_writer(
+    path: Path,
+    grid: Grid,
+    class_names: Sequence[str],
+    thresholds: Sequence[float],
+    *,
+    head: Head,
+    cog: bool,
+    overwrite: bool,
+    overviews: bool = False,
+    class_ids: Sequence[int] | None = None,
+    colours: Sequence[Colour] | None = None,
+) -> RasterWriter:
+    """The writer of `<stem>_classes.tif`: one band of class ids (0 none) with a colour table."""
+    ids = tuple(class_ids) if class_ids is not None else tuple(range(1, len(class_names) + 1))
+    dtype, nodata = id_dtype(ids)
+    tags = output_tags("mask", class_names, thresholds, head, ids)
+    tags[MASK_VALUES_TAG] = "ids"
+    return RasterWriter(
+        path,
+        grid,
+        1,
+        dtype,
+        band_names=("class",),
+        nodata=nodata,
+        tags=tags,
+        overwrite=overwrite,
+        cog=cog,
+        overview_resampling="nearest",
+        overviews=overviews,
+        colormap=colour_table(ids, colours or (DEFAULT_COLOUR,) * len(ids)),
+    )
+
+
+def colour_table(class_ids: Sequence[int], colours: Sequence[Colour]) -> dict[int, RGBA]:
+    """The GDAL colour table of a class map: each class in its colour, 0 black.
+
+    GeoTIFF keeps no alpha in colour tables; the `.qml` style leaves 0 out, so QGIS shows
+    pixels in no class as transparent.
+
+    Example:
+        >>> colour_table([2], [(255, 0, 0)])
+        {0: (0, 0, 0, 0), 2: (255, 0, 0, 255)}
+    """
+    table: dict[int, RGBA] = {0: (0, 0, 0, 0)}
+    for class_id, (red, green, blue) in zip(class_ids, colours, strict=True):
+        table[int(class_id)] = (red, green, blue, 255)
+    return table
+
+
+def class_map_style(
+    class_names: Sequence[str], class_ids: Sequence[int], colours: Sequence[Colour]
+) -> str:
+    """The QGIS style (`.qml`) of a class map: a paletted renderer naming each class."""
+    entries = "\n".join(
+        f'        <paletteEntry value="{int(class_id)}" color="#{red:02x}{green:02x}{blue:02x}"'
+        f' alpha="255" label={quoteattr(name)}/>'
+        for name, class_id, (red, green, blue) in zip(class_names, class_ids, colours, strict=True)
+    )
+    return (
+        "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+        '<qgis version="3.28.0" styleCategories="Symbology">\n'
+        "  <pipe>\n"
+        '    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1">\n'
+        "      <colorPalette>\n"
+        f"{entries}\n"
+        "      </colorPalette>\n"
+        "    </rasterrenderer>\n"
+        "  </pipe>\n"
+        "</qgis>\n"
     )
 
 
@@ -348,6 +490,7 @@ class PredictionRaster:
         ids = _tag_ids(tags.get(CLASS_IDS_TAG), len(names), where) or tuple(
             range(1, len(names) + 1)
         )
+        written_ids = ids  # what predict stores in an id raster, whatever the classes file says
         if classes is not None:
             for name in names:
                 if name not in classes.names:
@@ -368,8 +511,15 @@ class PredictionRaster:
             head=head,
             tuned_thresholds=tuple(tuned) if tuned is not None else None,
             class_band=class_band,
-            # predict writes class positions 0..K-1; other id masks hold classes.yaml ids.
-            band_values=tuple(range(len(names))) if HEAD_TAG in tags else ids,
+            # predict wrote class positions 0..K-1 before it tagged id rasters; other id
+            # masks hold classes.yaml ids.
+            band_values=(
+                written_ids
+                if tags.get(MASK_VALUES_TAG) == "ids"
+                else tuple(range(len(names)))
+                if HEAD_TAG in tags
+                else ids
+            ),
         )
 
     @property

@@ -13,7 +13,7 @@ Layout of the run folder::
     RUN/search/                                the study, best.yaml (when `run.search` is set)
     RUN/models/<label>/                        a training run folder (best.pt, last.pt, ...);
                                                per_class: classes/<name>/ and ensemble.yaml
-    RUN/predictions/<label>/<scene>_probs.tif  _mask.tif  <scene>.geojson
+    RUN/predictions/<label>/<scene>_probs.tif  _mask.tif  _classes.tif  <scene>.geojson
     RUN/scores/<label>/scores.json  scores.csv
 """
 

@@ -46,6 +46,37 @@ from spectraseg.postprocess.thresholds import AUTO, resolve_thresholds
 from spectraseg.settings import Settings
 
 ALL_CLASSES = "all"
+# Without an `all:` entry every class loses objects and fills holes under 9 pixels (a 3 x 3
+# block): a U-Net's mask holds thousands of such specks at class borders (2,649 "water"
+# polygons on the Sentinel-2 OSM scene), which a map reader takes for noise. `all: {}` turns
+# the clean-up off.
+DEFAULT_ALL = MorphologySettings(min_area_px=9, fill_holes_below_px=9)
+AREA_STEMS = ("fill_holes_below", "min_area")
+
+
+def _as_mapping(value: Any) -> Any:
+    """A morphology entry as the keys it sets (entries may be settings objects or raw YAML)."""
+    if isinstance(value, MorphologySettings):
+        return value.model_dump(exclude_unset=True)
+    return value
+
+
+def merge_morphology(base: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """`entry` over `base`: what the entry sets wins, the rest comes from `base`.
+
+    An area given in one unit replaces the base's area in either unit.
+
+    Example:
+        >>> merge_morphology({"min_area_m2": 20, "closing_px": 1}, {"min_area_px": 4})
+        {'closing_px': 1, 'min_area_px': 4}
+    """
+    merged = dict(base)
+    for stem in AREA_STEMS:
+        if f"{stem}_px" in entry or f"{stem}_m2" in entry:
+            merged.pop(f"{stem}_px", None)
+            merged.pop(f"{stem}_m2", None)
+    merged.update(entry)
+    return merged
 
 
 class PostprocessSettings(Settings):
@@ -55,18 +86,38 @@ class PostprocessSettings(Settings):
     postprocess:
       thresholds: auto                 # or a YAML/JSON file, or {building: 0.4}
       morphology:
-        all: {min_area_px: 4}          # every class without its own entry
-        building: {closing_px: 1, fill_holes_below_m2: 10, min_area_m2: 20}
+        all: {min_area_px: 4}          # every class (default: min_area_px 9, fill_holes_below_px 9)
+        building: {closing_px: 1, fill_holes_below_m2: 10, min_area_m2: 20}  # merged over all:
       rules:
         - {wins: water, over: [building]}
       polygons: {simplify_px: 0.5}
     ```
+
+    After validation every class entry holds the `all:` entry with its own settings on top,
+    and `all:` is always present (`DEFAULT_ALL` when not given).
     """
 
     thresholds: str | dict[str, float] = AUTO
-    morphology: dict[str, MorphologySettings] = Field(default_factory=dict)
+    morphology: dict[str, MorphologySettings] = Field(
+        default_factory=lambda: {ALL_CLASSES: DEFAULT_ALL}
+    )
     rules: tuple[Rule, ...] = ()
     polygons: PolygonSettings = PolygonSettings()
+
+    @field_validator("morphology", mode="before")
+    @classmethod
+    def _merge_over_all(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value  # pydantic names what is wrong
+        entries = {key: _as_mapping(entry) for key, entry in value.items()}
+        base = entries.get(ALL_CLASSES, DEFAULT_ALL.model_dump(exclude_unset=True))
+        if not isinstance(base, dict):
+            return value
+        merged: dict[str, Any] = {ALL_CLASSES: base}
+        for key, entry in entries.items():
+            if key != ALL_CLASSES:
+                merged[key] = merge_morphology(base, entry) if isinstance(entry, dict) else entry
+        return merged
 
     @field_validator("rules", mode="before")
     @classmethod
@@ -116,7 +167,7 @@ def resolve_postprocess(
                 f"postprocess.morphology: unknown class {key!r}"
                 f"{did_you_mean(key, [*names, ALL_CLASSES])}."
             )
-    default = settings.morphology.get(ALL_CLASSES, MorphologySettings())
+    default = settings.morphology.get(ALL_CLASSES, DEFAULT_ALL)
     morphology = tuple(settings.morphology.get(name, default).in_pixels(grid) for name in names)
     source: str | os.PathLike[str] | dict[str, float] = settings.thresholds
     thresholds = resolve_thresholds(source, names, tuned=tuned_thresholds)

@@ -302,6 +302,7 @@ def iter_object_batches(
     settings: PolygonSettings,
     grid: Grid | None,
     skip_classes: frozenset[int] = frozenset(),
+    advance: Callable[[float], None] | None = None,
 ) -> Iterator[list[VectorObject]]:
     """The objects finished in each strip, simplified and valid, in pixel coordinates.
 
@@ -312,8 +313,11 @@ def iter_object_batches(
         halo_px: rows `clean` needs beyond a strip to be exact there.
         grid: converts `simplify_m` to pixels (an error for a grid without CRS).
         skip_classes: class positions not to vectorize (still cleaned: rules may need them).
+        advance: told the rows done, a class at a time (a share of the strip's rows), for a
+            progress bar that moves even when the raster is one strip.
     """
     rows = settings.rows_per_strip(width, num_classes, halo_px)
+    active = [k for k in range(num_classes) if k not in skip_classes]
     tolerance = settings.tolerance_px(grid)
     stitchers = [StripStitcher() for _ in range(num_classes)]
     log.debug("vectorizing in strips of %d rows (halo %d)", rows, halo_px)
@@ -321,16 +325,17 @@ def iter_object_batches(
         probs, mask = read_rows(read_start, read_stop - read_start)
         cleaned = clean(probs, mask)
         core = slice(core_start - read_start, core_stop - read_start)
-        found: list[tuple[int, BaseGeometry, int, float]] = []
-        for k, stitcher in enumerate(stitchers):
-            if k in skip_classes:
-                continue
+        batch: list[VectorObject] = []
+        for k in active:  # objects sort by class first: per-class lists concatenate in order
             core_probs = probs[k, core] if probs is not None else None
-            finished = stitcher.add(
+            finished = stitchers[k].add(
                 cleaned[k, core], core_probs, core_start, last=core_stop >= height
             )
-            found.extend((k, geometry, pixels, prob_sum) for geometry, pixels, prob_sum in finished)
-        yield simplify_objects(found, tolerance)
+            found = [(k, geometry, pixels, prob_sum) for geometry, pixels, prob_sum in finished]
+            batch.extend(simplify_objects(found, tolerance))
+            if advance is not None:
+                advance((core_stop - core_start) / len(active))
+        yield batch
 
 
 def vectorize_rows(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from spectraseg.postprocess.placement import TableBuilder, dstl_class_geometries
 from spectraseg.postprocess.polygons import VectorObject, iter_object_batches
 from spectraseg.postprocess.thresholds import AUTO
 from spectraseg.postprocess.units import WGS84
+from spectraseg.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +69,19 @@ def vectorize(
     grid_sizes: str | os.PathLike[str] | None = None,
     image_id: str | None = None,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> VectorizeResult:
     """Polygons of every class of a `_probs.tif` or `_mask.tif`, written to `output` if given.
 
     Args:
         settings: thresholds, morphology, rules and polygon options (defaults: tuned
-            thresholds from the raster's tag or 0.5, no clean-up, half-pixel simplification).
+            thresholds from the raster's tag or 0.5, objects and holes under 9 pixels removed,
+            half-pixel simplification).
         classes: names and ids when the raster has none, and the ids written (`class_id`,
             DSTL `ClassType`); default ids are 1..K in band order.
         grid_sizes: the DSTL grid-sizes CSV, needed for a `.csv` output.
         image_id: the DSTL ImageId (default: the raster's name without `_probs`/`_mask`).
+        progress: show a progress bar (rows done) on stderr.
     """
     settings = settings or PostprocessSettings()
     target = Path(output) if output is not None else None
@@ -97,11 +101,15 @@ def vectorize(
         output_crs = WGS84 if geojson and info.grid.crs is not None else None
         builder = TableBuilder(info.class_names, info.class_ids, info.grid, output_crs=output_crs)
         pixel_objects: list[VectorObject] = []
-        for batch in _object_batches(raster, settings, info.kind):
-            if is_csv:
-                pixel_objects.extend(batch)
-            else:
-                builder.add(batch)
+        name = Path(source).name
+        # The settings are checked before the bar appears, so a bad one stays a one-line error.
+        steps = _object_batches(raster, settings, info.kind)
+        with progress_bar(info.grid.height, name, unit="rows", enabled=progress) as advance:
+            for batch in steps(advance):
+                if is_csv:
+                    pixel_objects.extend(batch)
+                else:
+                    builder.add(batch)
     if is_csv:
         assert target is not None and image_id is not None and dstl_size is not None
         table = _write_dstl(
@@ -148,9 +156,12 @@ def _dstl_size(
 
 
 def _object_batches(
-    raster: PredictionRaster, settings: PostprocessSettings, kind: str
-) -> Iterator[list[VectorObject]]:
-    """The raster's clean objects, strip by strip (background classes skipped)."""
+    raster: PredictionRaster,
+    settings: PostprocessSettings,
+    kind: str,
+) -> Callable[[Callable[[float], None]], Iterator[list[VectorObject]]]:
+    """The raster's clean objects, strip by strip (background classes skipped), once given
+    the progress callback; the settings are resolved (and refused) at once."""
     info = raster.info
     if kind == "mask" and settings.thresholds != AUTO:
         log.warning("%s is a mask: the thresholds given are not used", info.path)
@@ -171,7 +182,7 @@ def _object_batches(
     def clean(probs: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray:
         return postprocess_window(plan, probs=probs, mask=mask)
 
-    yield from iter_object_batches(
+    return lambda advance: iter_object_batches(
         raster.read_rows,
         height=info.grid.height,
         width=info.grid.width,
@@ -181,6 +192,7 @@ def _object_batches(
         settings=settings.polygons,
         grid=info.grid,
         skip_classes=skipped,
+        advance=advance,
     )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
+from spectraseg.classes import Colour
 from spectraseg.errors import BandError, SpectrasegWarning
 from spectraseg.io.rasters import RasterStack, open_stack
 from spectraseg.models.head import Head
@@ -57,7 +58,9 @@ class ModelInfo:
     """Raster bands the model takes, in its order; matched by name against the input."""
     class_names: tuple[str, ...] | None = None
     class_ids: tuple[int, ...] | None = None
-    """The classes' classes.yaml ids, written into the outputs' tags."""
+    """The classes' classes.yaml ids, written into the outputs' tags and id rasters."""
+    class_colours: tuple[Colour, ...] | None = None
+    """The classes' colours, for the class map's colour table (grey when unset)."""
     thresholds: tuple[float, ...] | None = None
     head: Head = "sigmoid"
     resolution: tuple[float, float] | None = None

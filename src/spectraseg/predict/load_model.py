@@ -49,6 +49,7 @@ def info_from_card(card: ModelCard) -> ModelInfo:
         band_names=card.band_names,
         class_names=card.class_names,
         class_ids=card.class_ids,
+        class_colours=card.class_colours,
         thresholds=card.thresholds,
         head=card.head,
         resolution=card.resolution,

@@ -1,7 +1,8 @@
 """What `predict_raster` hands back, and the sink that writes its rows in whole tile blocks.
 
-Outputs for an input `<stem>` are `<stem>_probs.tif` and `<stem>_mask.tif`, both on the
-input's exact grid, each written under a temporary name and renamed when complete. Their
+Outputs for an input `<stem>` are `<stem>_probs.tif`, `<stem>_mask.tif` and the class map
+`<stem>_classes.tif`, all on the input's exact grid, each written under a temporary name and
+renamed when complete. Their
 format (tags, encodings) is `spectraseg.io.prediction_raster`; the mask follows the head's rule
 (`spectraseg.models.head.class_masks`). Input pixels that are nodata are nodata in both.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from spectraseg.io.geotiff import RasterWriter
-from spectraseg.io.prediction_raster import encode_mask, encode_probabilities
+from spectraseg.io.prediction_raster import encode_class_map, encode_mask, encode_probabilities
 from spectraseg.models.head import Head, class_masks
 
 __all__ = ["BlockRowSink", "PredictionOutputs"]
@@ -38,6 +39,8 @@ class PredictionOutputs:
     seconds: float
     passes_per_pixel: float = 0.0
     """Network evaluations per raster pixel: TTA passes times window pixels over raster pixels."""
+    class_map: Path | None = None
+    """`<stem>_classes.tif`, written with the mask."""
 
 
 class BlockRowSink:
@@ -53,9 +56,15 @@ class BlockRowSink:
         dtype: str,
         thresholds: Sequence[float],
         head: Head,
+        class_map: RasterWriter | None = None,
+        class_ids: Sequence[int] | None = None,
     ) -> None:
         self._probabilities = probabilities
         self._mask = mask
+        self._class_map = class_map
+        self._class_ids = (
+            tuple(class_ids) if class_ids is not None else tuple(range(1, num_classes + 1))
+        )
         self._dtype = dtype
         self._thresholds = thresholds
         self._head = head
@@ -79,9 +88,14 @@ class BlockRowSink:
             return
         block = self._buffer[:, : self._filled]
         self._probabilities.write_rows(encode_probabilities(block, self._dtype), self._next_row)
-        if self._mask is not None:
+        if self._mask is not None or self._class_map is not None:
             masks = class_masks(block, self._thresholds, self._head)
             invalid = np.asarray(np.isnan(block).any(axis=0))
-            self._mask.write_rows(encode_mask(masks, invalid, self._head), self._next_row)
+            if self._mask is not None:
+                encoded = encode_mask(masks, invalid, self._head, self._class_ids)
+                self._mask.write_rows(encoded, self._next_row)
+            if self._class_map is not None:
+                encoded = encode_class_map(block, masks, invalid, self._class_ids)
+                self._class_map.write_rows(encoded, self._next_row)
         self._next_row += self._filled
         self._filled = 0

@@ -25,8 +25,15 @@ import rasterio
 import torch
 
 from spectraseg.data.augment import tta_transforms
-from spectraseg.io.atomic import check_free_space, check_writable
-from spectraseg.io.prediction_raster import mask_writer, output_paths, probabilities_writer
+from spectraseg.io.atomic import check_free_space, check_writable, write_text_atomic
+from spectraseg.io.prediction_raster import (
+    class_map_paths,
+    class_map_style,
+    class_map_writer,
+    mask_writer,
+    output_paths,
+    probabilities_writer,
+)
 from spectraseg.io.rasters import RasterStack, gdal_cache_bytes
 from spectraseg.predict.blending import RowBandAccumulator, window_2d
 from spectraseg.predict.choices import (
@@ -56,6 +63,7 @@ from spectraseg.predict.outputs import BlockRowSink, PredictionOutputs
 from spectraseg.predict.settings import CPU_BATCH_PIXELS, GPU_FIRST_BATCH, PredictSettings
 from spectraseg.predict.tiling import WindowPlan, plan_windows
 from spectraseg.predict.tta import Model, predict_with_tta
+from spectraseg.progress import progress_bar
 
 __all__ = [
     "PredictSettings",
@@ -167,46 +175,6 @@ def _count_classes(model: Model, channels: int, window_px: int, device: torch.de
         return int(model(blank).shape[1])
 
 
-def _progress_bar(
-    total: int, description: str, enabled: bool
-) -> contextlib.AbstractContextManager[Callable[[int], None]]:
-    """A context giving `advance(windows)`; a rich bar with windows/s and ETA when enabled."""
-    if not enabled:
-        return contextlib.nullcontext(lambda _: None)
-    return _rich_progress(total, description)
-
-
-@contextlib.contextmanager
-def _rich_progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        Task,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    class SpeedColumn(ProgressColumn):
-        def render(self, task: Task) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text(f"{speed:.2f} windows/s" if speed else "? windows/s")
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        SpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda windows: bar.advance(task, windows)
-
-
 def _batches(
     windows: Iterator[InputWindow | None], predictor: _BatchPredictor
 ) -> Iterator[tuple[list[InputWindow], int]]:
@@ -268,7 +236,8 @@ def predict_raster(
     request: PredictRequest | None = None,
     facts: ModelFacts | None = None,
 ) -> PredictionOutputs:
-    """Predict a raster window by window and write `<stem>_probs.tif` and `<stem>_mask.tif`.
+    """Predict a raster window by window: `<stem>_probs.tif`, `<stem>_mask.tif` and the class
+    map `<stem>_classes.tif` (with its QGIS style `<stem>_classes.qml`), overviews inside.
 
     With a `LoadedModel` (`load_model(path)`), every default comes from its card: bands,
     classes and their ids, thresholds and head (`info`), and window, overlap and TTA chosen
@@ -310,9 +279,11 @@ def predict_raster(
     info = info or ModelInfo()
     stem = stem or input_stem(input)
     probs_path, mask_path = output_paths(output, stem)
+    class_map_path, style_path = class_map_paths(output, stem)
     check_writable(probs_path, overwrite=overwrite)
     if settings.write_mask:
-        check_writable(mask_path, overwrite=overwrite)
+        for path in (mask_path, class_map_path, style_path):
+            check_writable(path, overwrite=overwrite)
     started = time.perf_counter()
     with contextlib.ExitStack() as cleanup:
         if "GDAL_CACHEMAX" not in os.environ:
@@ -359,6 +330,7 @@ def predict_raster(
         )
         thresholds = info.thresholds or (0.5,) * len(class_names)
         class_ids = info.class_ids if info.class_names else None
+        colours = info.class_colours if info.class_names else None
         if len(thresholds) != len(class_names):
             raise ValueError(f"{len(thresholds)} thresholds for {len(class_names)} classes")
         log.info(
@@ -381,6 +353,7 @@ def predict_raster(
                     dtype=settings.dtype,
                     cog=settings.cog,
                     overwrite=overwrite,
+                    overviews=settings.overviews,
                     class_ids=class_ids,
                 )
             ),
@@ -393,6 +366,7 @@ def predict_raster(
                     head=info.head,
                     cog=settings.cog,
                     overwrite=overwrite,
+                    overviews=settings.overviews,
                     class_ids=class_ids,
                 )
             )
@@ -403,10 +377,31 @@ def predict_raster(
             dtype=settings.dtype,
             thresholds=thresholds,
             head=info.head,
+            class_map=cleanup.enter_context(
+                class_map_writer(
+                    class_map_path,
+                    stack.grid,
+                    class_names,
+                    thresholds,
+                    head=info.head,
+                    cog=settings.cog,
+                    overwrite=overwrite,
+                    overviews=settings.overviews,
+                    class_ids=class_ids,
+                    colours=colours,
+                )
+            )
+            if settings.write_mask
+            else None,
+            class_ids=class_ids,
         )
-        with _progress_bar(plan.num_windows, stem, progress) as advance:
+        with progress_bar(plan.num_windows, stem, unit="windows", enabled=progress) as advance:
             _run(stack, plan, predictor, settings, len(class_names), sink, advance)
         sink.flush()
+    if settings.write_mask:
+        ids = class_ids or tuple(range(1, len(class_names) + 1))
+        style = class_map_style(class_names, ids, colours or ((128, 128, 128),) * len(ids))
+        write_text_atomic(style_path, style, overwrite=overwrite)
     seconds = time.perf_counter() - started
     log.info(
         "%s: %d windows in %.1f s (%.2f windows/s)",
@@ -421,6 +416,7 @@ def predict_raster(
         windows=plan.num_windows,
         seconds=seconds,
         passes_per_pixel=choice.passes_per_pixel,
+        class_map=class_map_path if settings.write_mask else None,
     )
 
 

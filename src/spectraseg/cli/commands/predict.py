@@ -16,7 +16,7 @@ from spectraseg.config import given_keys, load_config
 from spectraseg.errors import ConfigError, SpectrasegError
 from spectraseg.io.atomic import check_writable
 from spectraseg.io.lock import folder_lock
-from spectraseg.io.prediction_raster import output_paths
+from spectraseg.io.prediction_raster import class_map_paths, output_paths
 from spectraseg.predict.choices import PredictRequest, request_from_config
 from spectraseg.predict.cluster import connect, predict_scenes, read_input_list
 from spectraseg.predict.inputs import input_stem
@@ -55,7 +55,9 @@ def add_parser(subparsers: Any) -> None:
         help="predict rasters with a trained model (smooth-blended windows, D4 TTA)",
         description="Predict each INPUT (a raster, a VRT or a scene folder in the checkpoint's "
         "band layout) in overlapping, smoothly blended windows streamed from disk. Writes "
-        "DIR/<stem>_probs.tif (one band per class) and DIR/<stem>_mask.tif on the input's grid. "
+        "DIR/<stem>_probs.tif (one band per class), DIR/<stem>_mask.tif and the class map "
+        "DIR/<stem>_classes.tif (class ids, a colour table, a QGIS .qml style) on the input's "
+        "grid, with internal overviews. "
         "Every default comes from the model card, as in `predict_raster(load_model(...))`; "
         "--config FILE applies the config's predict: section, and flags override both.",
     )
@@ -136,6 +138,12 @@ def add_parser(subparsers: Any) -> None:
         "--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs with overviews"
     )
     parser.add_argument(
+        "--no-overviews",
+        dest="overviews",
+        action="store_false",
+        help="write no internal overviews (they cost one more read of each output)",
+    )
+    parser.add_argument(
         "--compile",
         action="store_true",
         help="run the network through torch.compile when the raster repays the warm-up",
@@ -186,6 +194,8 @@ def _settings(args: argparse.Namespace) -> tuple[PredictSettings, PredictRequest
     }
     if args.cog:
         update["cog"] = True
+    if not args.overviews:
+        update["overviews"] = False
     if args.compile:
         update["compile"] = True
     try:
@@ -230,7 +240,7 @@ def _check_outputs(args: argparse.Namespace, inputs: list[Path]) -> list[str]:
                 f"inputs {', '.join(clashing)} would all write {stem}_probs.tif; "
                 "predict them into different --out folders."
             )
-        for path in output_paths(args.out, stem):
+        for path in (*output_paths(args.out, stem), *class_map_paths(args.out, stem)):
             check_writable(path, overwrite=args.overwrite or args.cluster is not None)
     return stems
 
@@ -268,10 +278,11 @@ def _predict(args: argparse.Namespace) -> int:
             stem=stem,
         )
         log.info(
-            "%s -> %s, %s (%d windows, %.1f s)",
+            "%s -> %s, %s, %s (%d windows, %.1f s)",
             path,
             outputs.probabilities,
             outputs.mask,
+            outputs.class_map,
             outputs.windows,
             outputs.seconds,
         )

@@ -133,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         grid_sizes=args.grid_sizes,
         image_id=args.image_id,
         overwrite=args.overwrite,
+        progress=not args.quiet,
     )
     counts = result.counts()
     summary = ", ".join(f"{name} {count}" for name, count in counts.items())
