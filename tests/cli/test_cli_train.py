@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,9 @@ def test_train_writes_a_run_folder_within_the_epoch_bound(sample, tmp_path, caps
     assert len((out / "history.csv").read_text().splitlines()) == 2
     assert "epochs: 1" in (out / "config.yaml").read_text()
     assert 'id="overlays"' in (out / "report.html").read_text()  # the validation scenes
+    split = json.loads((out / "split.json").read_text())
+    assert [scene["name"] for scene in split["scenes"]] == ["scene_000", "scene_001", "scene_002"]
+    assert sum(scene["held_out"] is not None for scene in split["scenes"]) == 1  # a whole scene
 
 
 @pytest.mark.filterwarnings("ignore:data.patch_size")  # configs ask for more than 64 px scenes

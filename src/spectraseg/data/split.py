@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field
@@ -29,7 +29,9 @@ __all__ = [
     "SplitSettings",
     "ValidationWindow",
     "held_out_areas",
+    "held_out_from_record",
     "largest_patch_size",
+    "split_record",
     "split_scenes",
 ]
 
@@ -219,6 +221,48 @@ def held_out_areas(
         (0, 64)
     """
     return _held_out(names, shapes, settings, np.random.default_rng(seed))[1]
+
+
+def split_record(
+    names: Sequence[str], shapes: Sequence[tuple[int, int]], areas: Sequence[HeldOutArea]
+) -> dict[str, Any]:
+    """What a run folder's `split.json` holds: every training scene and its held-out area.
+
+    `spectraseg evaluate --split RUN_DIR` reads it to score only pixels training never drew
+    a patch from, whatever data folder the predictions came from.
+
+    Example:
+        >>> areas = held_out_areas(["a"], [(64, 256)], settings=SplitSettings(), seed=0)
+        >>> split_record(["a"], [(64, 256)], areas)["scenes"][0]["held_out"]
+        {'rows': [0, 64], 'cols': [192, 256]}
+    """
+    by_scene = {area.scene: area for area in areas}
+    scenes = []
+    for index, (name, (height, width)) in enumerate(zip(names, shapes, strict=True)):
+        area = by_scene.get(index)
+        held_out = {"rows": list(area.rows), "cols": list(area.cols)} if area else None
+        scenes.append({"name": name, "height": height, "width": width, "held_out": held_out})
+    return {"scenes": scenes}
+
+
+def held_out_from_record(
+    record: Any, *, where: str
+) -> dict[str, tuple[tuple[int, int], HeldOutArea]]:
+    """Scene name -> ((H, W), held-out area) from a `split_record` document; scenes without
+    a held-out area (trained on whole) are left out."""
+    found: dict[str, tuple[tuple[int, int], HeldOutArea]] = {}
+    try:
+        for index, scene in enumerate(record["scenes"]):
+            area = scene["held_out"]
+            if area is None:
+                continue
+            rows = (int(area["rows"][0]), int(area["rows"][1]))
+            cols = (int(area["cols"][0]), int(area["cols"][1]))
+            shape = (int(scene["height"]), int(scene["width"]))
+            found[str(scene["name"])] = (shape, HeldOutArea(index, rows, cols))
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise DataError(f"{where}: not a split record (scenes with their held_out area).") from None
+    return found
 
 
 def split_scenes(

@@ -36,7 +36,7 @@ from spectraseg.grid import Grid
 from spectraseg.io.labels import VectorLabels, is_vector_file, read_vector_labels
 from spectraseg.io.masks import read_mask
 from spectraseg.io.prediction_raster import scene_name
-from spectraseg.io.rasters import RASTER_SUFFIXES, open_dataset
+from spectraseg.io.rasters import RASTER_SUFFIXES, is_virtual, open_dataset
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def find_predictions(path: str | os.PathLike[str], *, prefer_mask: bool = True) 
     """Scene name -> prediction raster; the `_mask` file when a scene also has `_probs`
     (the `_probs` file with `prefer_mask=False`, for scoring after post-processing)."""
     source = Path(path)
-    if not source.exists():
+    if not is_virtual(source) and not source.exists():
         raise RasterError(f"{source}: no such prediction file or folder.")
     files = _files(source, vectors=False) if source.is_dir() else [source]
     found: dict[str, Path] = {}
@@ -84,7 +84,7 @@ def find_predictions(path: str | os.PathLike[str], *, prefer_mask: bool = True) 
 def find_truths(path: str | os.PathLike[str]) -> dict[str, Path]:
     """Scene name -> truth file (raster or vector) in a folder, or the one file given."""
     source = Path(path)
-    if not source.exists():
+    if not is_virtual(source) and not source.exists():
         raise LabelError(f"{source}: no such truth file or folder.")
     files = _files(source, vectors=True) if source.is_dir() else [source]
     found: dict[str, Path] = {}
@@ -107,7 +107,7 @@ def pair_scenes(
     """Predicted scenes with their truth, by name (see the module notes for single files)."""
     predictions = find_predictions(prediction, prefer_mask=prefer_mask)
     truth_path = Path(truth)
-    if truth_path.is_file():
+    if truth_path.is_file() or is_virtual(truth_path):
         if is_vector_file(truth_path):
             shared = len(predictions) > 1
             return [ScenePair(n, p, truth_path, shared) for n, p in sorted(predictions.items())]
@@ -119,7 +119,7 @@ def pair_scenes(
         ((name, path),) = predictions.items()
         return [ScenePair(name, path, truth_path)]
     truths = find_truths(truth_path)
-    if Path(prediction).is_file() and len(truths) == 1:
+    if (Path(prediction).is_file() or is_virtual(prediction)) and len(truths) == 1:
         ((name, path),) = predictions.items()
         return [ScenePair(name, path, next(iter(truths.values())))]
     pairs = [ScenePair(n, p, truths[n]) for n, p in sorted(predictions.items()) if n in truths]

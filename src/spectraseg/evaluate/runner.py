@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from spectraseg.classes import ClassList, ClassSpec
-from spectraseg.errors import LabelError
+from spectraseg.data.split import HeldOutArea
+from spectraseg.errors import DataError, LabelError
 from spectraseg.evaluate.matching import (
     ScenePair,
     class_positions,
@@ -99,6 +101,24 @@ def _predicted_mask(
     return postprocess_window(plan, probs=probs)
 
 
+def _held_out_pairs(
+    pairs: list[ScenePair],
+    held_out: Mapping[str, tuple[tuple[int, int], HeldOutArea]],
+    source: str,
+) -> list[ScenePair]:
+    """The pairs whose scene has a held-out area; the others are logged and left out."""
+    kept = [pair for pair in pairs if pair.name in held_out]
+    for pair in pairs:
+        if pair.name not in held_out:
+            log.info("%s: not held out in %s (trained on whole): not scored", pair.name, source)
+    if not kept:
+        raise DataError(
+            f"{source}: none of the predicted scenes ({', '.join(p.name for p in pairs)}) has a "
+            f"held-out area; it holds out {', '.join(sorted(held_out)) or 'nothing'}."
+        )
+    return kept
+
+
 def evaluate_paths(
     prediction: str | os.PathLike[str],
     truth: str | os.PathLike[str],
@@ -108,14 +128,21 @@ def evaluate_paths(
     run: str | os.PathLike[str] | None = None,
     objects: bool = False,
     postprocess: PostprocessSettings | None = None,
+    held_out: Mapping[str, tuple[tuple[int, int], HeldOutArea]] | None = None,
+    split_source: str | None = None,
 ) -> tuple[Evaluation, EvaluationInputs]:
     """Score every predicted scene that has a truth; see the package notes for the rules.
 
     Args:
         postprocess: score the probabilities after these thresholds, morphology and rules (what
             `vectorize` with the same settings draws) instead of `predict`'s own mask.
+        held_out: scene name -> ((H, W), area): score only inside each scene's held-out area
+            (a run folder's split, `data.split.held_out_from_record`); other scenes are left
+            out. `split_source` names where it came from, for messages.
     """
     pairs = pair_scenes(prediction, truth, prefer_mask=postprocess is None)
+    if held_out is not None:
+        pairs = _held_out_pairs(pairs, held_out, split_source or "the split")
     run_classes, tuned = _run_hints(Path(run) if run is not None else None)
     found = Path(classes_file) if classes_file is not None else find_classes_file(truth)
     truth_classes = load_classes(found) if found is not None else None
@@ -136,6 +163,8 @@ def evaluate_paths(
             objects=objects,
             shared=shared,
             postprocess=postprocess,
+            held_out=held_out[pair.name] if held_out is not None else None,
+            split_source=split_source,
         )
         if evaluated is not None and names != evaluated:
             raise LabelError(
@@ -173,6 +202,8 @@ def _score_pair(
     objects: bool,
     shared: dict[Path, VectorLabels],
     postprocess: PostprocessSettings | None,
+    held_out: tuple[tuple[int, int], HeldOutArea] | None = None,
+    split_source: str | None = None,
 ) -> tuple[SceneScores, tuple[str, ...]]:
     with PredictionRaster(pair.prediction, classes=prediction_classes) as raster:
         info = raster.info
@@ -189,6 +220,15 @@ def _score_pair(
         vectors = shared[pair.truth]
     truth_mask, ignore = load_truth(pair.truth, info.grid, classes, column=column, vectors=vectors)
     ignore = ignore | ~valid
+    if held_out is not None:
+        shape, area = held_out
+        if shape != info.grid.shape:
+            raise DataError(
+                f"{pair.prediction}: {info.grid.shape[0]} x {info.grid.shape[1]} pixels, but "
+                f"{split_source} recorded scene {pair.name!r} as {shape[0]} x {shape[1]}; "
+                "predict the training scene itself to score its held-out area."
+            )
+        ignore = ignore | ~area.mask(shape)
     multiclass = info.class_band or info.head == "softmax"
     scene = score_scene(
         pair.name,

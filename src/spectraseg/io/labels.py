@@ -47,6 +47,7 @@ from spectraseg.io.dstl import (
     read_wkt_csv,
     transform_geometry,
 )
+from spectraseg.io.rasters import gdal_path, is_virtual
 from spectraseg.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -371,10 +372,10 @@ def read_vector_labels(
     `unmapped_values: error`.
     """
     source = Path(path)
-    if not source.exists():
+    if not is_virtual(source) and not source.exists():
         raise LabelError(f"{source}: no such label file.")
     try:
-        info = pyogrio.read_info(source, layer=layer)
+        info = pyogrio.read_info(gdal_path(source), layer=layer)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as error:
         detail = str(error).split("\n")[0]
         raise LabelError(f"{source}: not a vector file OGR can read ({detail}).") from None
@@ -397,7 +398,7 @@ def read_vector_labels(
             # OGR's own note on unclosed rings: parse_wkb counts them in one warning instead.
             warnings.filterwarnings("ignore", "Non closed ring", RuntimeWarning)
             _meta, fids, wkb, field_data = pyogrio.raw.read(
-                source, layer=layer, columns=[column], return_fids=True
+                gdal_path(source), layer=layer, columns=[column], return_fids=True
             )
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as error:
         raise LabelError(f"{source}: cannot read features ({error}).") from None

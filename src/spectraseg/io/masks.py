@@ -29,17 +29,18 @@ from spectraseg.classes import ClassList, Colour
 from spectraseg.errors import LabelError, SpectrasegWarning
 from spectraseg.grid import Grid
 from spectraseg.io.labels import MaskEncoding, value_text
+from spectraseg.io.rasters import gdal_path, is_virtual
 
 Array = np.ndarray
 
 
 def _open_mask(path: Path) -> rasterio.io.DatasetReader:
-    if not path.exists():
+    if not is_virtual(path) and not path.exists():
         raise LabelError(f"{path}: no such mask file.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
+            return rasterio.open(gdal_path(path))
     except RasterioError as error:
         detail = str(error).split("\n")[0]
         raise LabelError(f"{path}: not a raster GDAL can read ({detail}).") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from rasterio.windows import Window
 from spectraseg.errors import BandError, ConfigError, RasterError, SpectrasegWarning
 from spectraseg.grid import Grid
 from spectraseg.io.sensors import DSTL_FILES, SENSORS, SensorPreset, get_sensor
+from spectraseg.io.stac import is_stac_item, read_stac_item
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,56 @@ PIXEL_SPACE_CRS = CRS.from_epsg(3857)
 SAME_GRID_TOLERANCE = 1e-6
 
 PathLike = str | os.PathLike[str]
+
+# GDAL's virtual file systems: zip/tar/gzip archives, HTTP(S), S3, GCS, Azure, in-memory files.
+VIRTUAL_PREFIX = "/vsi"
+# `Path` folds every "//" of a virtual path: the URL's ("/vsicurl/https://host" becomes
+# "/vsicurl/https:/host") and the one before an archive's absolute path ("/vsizip//data/a.zip"
+# becomes "/vsizip/data/a.zip"); GDAL needs them back.
+_FOLDED_URL = re.compile(r"\b(https?|ftp):/(?!/)")
+_ARCHIVE = re.compile(r"^(/vsi(?:zip|tar|gzip|7z|rar)/)(?!/|vsi)(.+)$")
+
+
+def is_virtual(path: PathLike) -> bool:
+    """Whether `path` names a file in one of GDAL's virtual file systems (`/vsizip/`, ...).
+
+    Such paths exist for GDAL only: `Path.exists()` says no, so they skip local checks.
+
+    Example:
+        >>> is_virtual("/vsizip/scenes.zip/scene.tif"), is_virtual("scenes/scene.tif")
+        (True, False)
+    """
+    return os.fspath(path).startswith(VIRTUAL_PREFIX)
+
+
+def gdal_path(path: PathLike) -> str:
+    """The path as GDAL takes it: a virtual path's URL with its "//" restored.
+
+    Example:
+        >>> gdal_path(Path("/vsicurl/https://example.com/scene.tif"))
+        '/vsicurl/https://example.com/scene.tif'
+    """
+    text = os.fspath(path)
+    if not is_virtual(text):
+        return text
+    return _restore_archive_root(_FOLDED_URL.sub(r"\1://", text))
+
+
+def _restore_archive_root(text: str) -> str:
+    """`/vsizip/data/a.zip/x.tif` -> `/vsizip//data/a.zip/x.tif` when the archive is found
+    from the root and not from the working folder."""
+    match = _ARCHIVE.match(text)
+    if not match:
+        return text
+    prefix, inner = match.groups()
+    parts = inner.split("/")
+    for end in range(1, len(parts) + 1):
+        candidate = "/".join(parts[:end])
+        if os.path.isfile(candidate):
+            return text
+        if os.path.isfile("/" + candidate):
+            return f"{prefix}/{inner}"
+    return text
 
 
 @dataclass
@@ -94,12 +146,18 @@ def list_raster_files(folder: Path) -> list[Path]:
     )
 
 
-def _expand_inputs(inputs: PathLike | Sequence[PathLike]) -> list[Path]:
+def _expand_inputs(inputs: PathLike | Sequence[PathLike]) -> tuple[list[Path], dict[Path, str]]:
+    """The raster files of the inputs, and the band names STAC items give their assets."""
     items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     paths: list[Path] = []
+    named: dict[Path, str] = {}
     for item in items:
         path = Path(item)
-        if path.is_dir():
+        if is_stac_item(item):
+            for band in read_stac_item(item):
+                paths.append(Path(band.path))
+                named[Path(band.path)] = band.name
+        elif path.is_dir():
             found = list_raster_files(path)
             if not found:
                 raise RasterError(
@@ -110,22 +168,32 @@ def _expand_inputs(inputs: PathLike | Sequence[PathLike]) -> list[Path]:
             paths.append(path)
     if not paths:
         raise RasterError("no input rasters given.")
-    return paths
+    return paths, named
 
 
 def open_dataset(path: Path) -> DatasetReader:
-    """Open one raster with an error that names the file and says what is wrong."""
-    if not path.exists():
+    """Open one raster with an error that names the file and says what is wrong.
+
+    GDAL virtual paths (`/vsizip/`, `/vsicurl/`, `/vsis3/`, ...) go to GDAL unchecked: only
+    it can tell whether they exist.
+    """
+    virtual = is_virtual(path)
+    if not virtual and not path.exists():
         raise RasterError(f"{path}: no such file.")
-    if path.is_dir():
+    if not virtual and path.is_dir():
         raise RasterError(f"{path}: is a folder, expected a raster file.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            dataset = rasterio.open(path)
+            dataset = rasterio.open(gdal_path(path))
     except RasterioError as error:
         detail = str(error).split("\n")[0]
-        raise RasterError(f"{path}: not a raster GDAL can read ({detail}).") from None
+        what = (
+            "cannot open it through GDAL's virtual file system"
+            if virtual
+            else ("not a raster GDAL can read")
+        )
+        raise RasterError(f"{gdal_path(path)}: {what} ({detail}).") from None
     if dataset.width < 2 or dataset.height < 2:
         size = f"{dataset.width} x {dataset.height}"
         dataset.close()
@@ -177,10 +245,16 @@ def _detect_sensor(paths: Sequence[Path], datasets: Sequence[DatasetReader]) -> 
 
 
 def _band_names_for(
-    path: Path, dataset: DatasetReader, preset: SensorPreset | None, single_file: bool
+    path: Path,
+    dataset: DatasetReader,
+    preset: SensorPreset | None,
+    single_file: bool,
+    given: str | None = None,
 ) -> list[str]:
     indexes = data_band_indexes(dataset)
     count = len(indexes)
+    if given is not None and count == 1:
+        return [given]  # a STAC asset's band name
     descriptions = [dataset.descriptions[i - 1] or "" for i in indexes]
     if preset is not None:
         if preset.name == "dstl":
@@ -473,7 +547,7 @@ def open_stack(
         shifts_px: per file name, a (row, col) shift in reference pixels applied to that file,
             as estimated by `spectraseg.io.coregister`.
     """
-    paths = _expand_inputs(inputs)
+    paths, named = _expand_inputs(inputs)
     try:
         method = Resampling[resampling]
     except KeyError:
@@ -492,7 +566,9 @@ def open_stack(
                 path=path,
                 dataset=dataset,
                 indexes=data_band_indexes(dataset),
-                names=_band_names_for(path, dataset, preset, single_file=len(paths) == 1),
+                names=_band_names_for(
+                    path, dataset, preset, single_file=len(paths) == 1, given=named.get(path)
+                ),
                 scale=preset.scale if preset else 1.0,
                 offset=preset.offset if preset else 0.0,
                 shift_px=(shifts_px or {}).get(path.name, (0.0, 0.0)),

@@ -3,6 +3,7 @@
 ```
 RUN_DIR/
   config.yaml    the resolved, validated config the run used (rerun it with --config)
+  split.json     the training scenes and the area of each held out for validation
   best.pt        the checkpoint of the best validation epoch, with tuned thresholds
   last.pt        the latest epoch, plus optimizer and RNG state for --resume
   history.csv    one row per epoch: losses, learning rate, per-class Jaccard
@@ -19,13 +20,15 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from spectraseg.errors import CheckpointError, OutputExistsError
+from spectraseg.errors import CheckpointError, DataError, OutputExistsError
 from spectraseg.io.atomic import atomic_path, write_text_atomic
 from spectraseg.io.lock import LOCK_NAME
 
@@ -35,7 +38,15 @@ log = logging.getLogger(__name__)
 
 HistoryRow = Mapping[str, float | int | str]
 
-RUN_FILES = ("config.yaml", "best.pt", "last.pt", "history.csv", "curves.png", "train.log")
+RUN_FILES = (
+    "config.yaml",
+    "split.json",
+    "best.pt",
+    "last.pt",
+    "history.csv",
+    "curves.png",
+    "train.log",
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,10 @@ class RunFolder:
     @property
     def config(self) -> Path:
         return self.path / "config.yaml"
+
+    @property
+    def split(self) -> Path:
+        return self.path / "split.json"
 
     @property
     def best(self) -> Path:
@@ -120,6 +135,22 @@ class RunFolder:
 
     def write_config(self, text: str) -> None:
         write_text_atomic(self.config, text)
+
+    def write_split(self, record: Mapping[str, Any]) -> None:
+        """split.json: the training scenes and their held-out areas (`data.split.split_record`)."""
+        write_text_atomic(self.split, json.dumps(record, indent=1) + "\n")
+
+    def read_split(self) -> Any:
+        """The parsed split.json; a `DataError` naming the file when it is missing or broken."""
+        try:
+            return json.loads(self.split.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(
+                f"{self.split}: no such file; is {self.path} a training run folder? Runs "
+                "trained before run folders recorded their split need training again."
+            ) from None
+        except (OSError, json.JSONDecodeError) as error:
+            raise DataError(f"{self.split}: cannot read the split ({error}).") from None
 
     def write_history(self, rows: Sequence[HistoryRow]) -> None:
         """history.csv with one row per epoch; columns are the union of the rows' keys."""

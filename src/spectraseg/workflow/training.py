@@ -27,6 +27,7 @@ from spectraseg.data.dataset import TrainingData, prepare_training_data
 from spectraseg.data.indices import IndexSettings
 from spectraseg.data.normalize import BandStats
 from spectraseg.data.scene import Scene
+from spectraseg.data.split import held_out_areas, split_record
 from spectraseg.errors import CheckpointError, ConfigError
 from spectraseg.io.lock import folder_lock
 from spectraseg.models.card import PER_PIXEL_MODELS, CardClass, ModelCard, Normalization
@@ -212,6 +213,9 @@ def _train(
     )
     if config.data.classes:
         scenes, classes = select_classes(scenes, classes, config.data.classes)
+    names, shapes = [s.name for s in scenes], [s.shape for s in scenes]
+    areas = held_out_areas(names, shapes, settings=config.data.split, seed=config.train.seed)
+    run.write_split(split_record(names, shapes, areas))
     if config.model.name in model_names():
         return _train_network(
             config,

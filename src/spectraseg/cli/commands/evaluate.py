@@ -10,10 +10,12 @@ from typing import Any
 
 from rich.console import Console
 
+from spectraseg.data.split import held_out_from_record
 from spectraseg.errors import SpectrasegError
 from spectraseg.evaluate.runner import evaluate_paths
 from spectraseg.evaluate.tables import scores_table, write_scores
 from spectraseg.io.lock import folder_lock
+from spectraseg.train.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,14 @@ def add_parser(subparsers: Any) -> None:
         help="the training run: class names and tuned thresholds for predictions that lack them",
     )
     parser.add_argument(
+        "--split",
+        type=Path,
+        metavar="RUN_DIR",
+        help="score only where the training run RUN_DIR held out validation (its split.json: "
+        "the block of each scene, or the whole validation scenes), so that no training pixel "
+        "is scored; scenes it trained on whole are left out. Implies --run RUN_DIR",
+    )
+    parser.add_argument(
         "--class-column",
         default="class",
         metavar="NAME",
@@ -79,13 +89,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    held_out = None
+    split_source = None
+    run = args.run
+    if args.split is not None:
+        folder = RunFolder(args.split)
+        split_source = str(folder.split)
+        held_out = held_out_from_record(folder.read_split(), where=split_source)
+        if run is None and folder.best.is_file():
+            run = folder.path
     evaluation, inputs = evaluate_paths(
         args.pred,
         args.truth,
         classes_file=args.classes,
         class_column=args.class_column,
-        run=args.run,
+        run=run,
         objects=args.objects,
+        held_out=held_out,
+        split_source=split_source,
     )
     json_path, _ = write_scores(
         args.out, evaluation, sources=inputs.as_dict(), overwrite=args.overwrite
