@@ -32,6 +32,7 @@ VERB_ORDER = (
     "demo",
     "run",
     "sample",
+    "init",
     "info",
     "train",
     "search",

@@ -177,11 +177,15 @@ def _find_delivered(root: Path, labels: LabelSettings | None) -> list[SceneSourc
 def data_classes(
     root: Path, sources: Sequence[SceneSource], labels: LabelSettings | None = None
 ) -> ClassList:
-    """The data set's classes: its classes.yaml, or the label column's values (delivered data).
+    """The data set's classes: `data.labels.classes_file`, the folder's classes.yaml, or the
+    label column's values (delivered data).
 
     Raises:
         LabelError: no classes.yaml and no single vector file to read classes from.
     """
+    given = labels.classes_file if labels is not None else None
+    if given is not None:
+        return load_classes(given if given.is_absolute() else root / given)
     listed = root / CLASSES_FILE
     vectors = {s.labels for s in sources if s.labels is not None}
     if listed.is_file() or len(vectors) != 1 or any(s.mask or s.dstl for s in sources):

@@ -68,6 +68,9 @@ class LabelSettings(Settings):
     all_touched: bool = False  # burn every pixel a polygon touches, not only centres inside
     labelled_area: Path | None = None  # polygons outside which every pixel is ignored
     mask_encoding: MaskEncoding = "auto"
+    # The classes.yaml to use instead of the data folder's (relative: to the data folder);
+    # `spectraseg init` writes one beside its config, leaving the data folder untouched.
+    classes_file: Path | None = None
 
 
 def _empty_geometries() -> Array:

@@ -362,6 +362,10 @@ class RasterStack:
     def describe(self) -> str:
         return f"{len(self.band_names)} bands on {self.grid.describe()}"
 
+    def file_pixel_sizes(self) -> list[tuple[Path, float]]:
+        """Each file's own pixel size (x, in its CRS units), before stacking onto the grid."""
+        return [(f.path, float(f.dataset.res[0])) for f in self._files]
+
     def _reader_for(self, source: _SourceFile) -> DatasetReader | WarpedVRT:
         dataset = source.dataset
         own = grid_of(dataset)
