@@ -109,6 +109,14 @@ def classes_from_document(raw: Any, source: str) -> ClassList:
         raw = {"classes": raw}
     if not isinstance(raw, dict):
         raise LabelError(f"{source}: expected a mapping with a 'classes' list.")
+    listed = raw.get("classes")
+    for position, entry in enumerate(listed if isinstance(listed, list) else []):
+        if isinstance(entry, str | int | float):
+            raise LabelError(
+                f"{source}: classes.{position}: {entry!r} is a bare name; each class needs a "
+                f"name and an id, e.g. '- {{name: {entry}, id: {position + 1}}}' (colour and "
+                "values are optional)."
+            )
     try:
         return ClassList.model_validate(raw)
     except ValidationError as error:

@@ -402,7 +402,7 @@ def test_a_second_predict_into_a_locked_folder_exits_2_naming_the_holder(
     # The holder was killed: its lock is stale, taken over with a warning, and the run succeeds.
     assert main(args) == 0
     assert "taking over the lock" in capsys.readouterr().err
-    assert len(list(out.glob("*.tif"))) == 2 and not (out / LOCK_NAME).exists()
+    assert len(list(out.glob("*.tif"))) == 3 and not (out / LOCK_NAME).exists()  # + class map
 
 
 def test_train_resume_on_a_folder_being_trained_exits_2(
@@ -710,7 +710,12 @@ def test_two_concurrent_predicts_into_one_folder_one_succeeds_the_other_exits_2(
     finally:
         go.touch()
         assert first.wait(timeout=120) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["scene_000_mask.tif", "scene_000_probs.tif"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "scene_000_classes.qml",
+        "scene_000_classes.tif",
+        "scene_000_mask.tif",
+        "scene_000_probs.tif",
+    ]
 
 
 @pytest.mark.parametrize("verb", ["sample", "run", "demo"])

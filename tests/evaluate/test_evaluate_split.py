@@ -83,3 +83,13 @@ def test_a_folder_without_a_split_is_a_one_line_error(
     assert main([*arguments, "--split", str(tmp_path / "elsewhere")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "elsewhere/split.json: no such file" in err[0]
+
+
+def test_one_prediction_of_a_one_scene_run_pairs_whatever_its_name(one_scene) -> None:
+    run, pred, truth = one_scene
+    (pred / "s_mask.tif").rename(pred / "IMG_DATA_mask.tif")
+    (truth / "s.tif").rename(truth / "IMG_DATA.tif")
+    held_out = held_out_from_record(RunFolder(run).read_split(), where="split.json")
+    evaluation, _ = evaluate_paths(pred, truth, held_out=held_out)
+    assert [scene.name for scene in evaluation.scenes] == ["s"]
+    assert evaluation.mean_jaccard == pytest.approx(1.0)

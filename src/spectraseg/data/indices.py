@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from spectraseg.errors import BandError, ConfigError, did_you_mean
 from spectraseg.settings import Settings
@@ -123,6 +123,16 @@ class IndexSettings(Settings):
 
     names: tuple[str, ...] = ()
     custom: dict[str, CustomIndex] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known(self) -> IndexSettings:
+        # Checked when the config loads (`spectraseg config`), not when training starts.
+        for name in self.names:
+            try:
+                _resolve(name, self.custom)
+            except ConfigError as error:
+                raise ValueError(str(error).rstrip(".")) from None
+        return self
 
 
 def _resolve(name: str, custom: Mapping[str, CustomIndex]) -> IndexSpec:

@@ -219,7 +219,9 @@ def load_truth(
         vectors: the already-read labels of a vector file shared by several scenes.
     """
     if is_vector_file(path):
-        labels = vectors or read_vector_labels(path, classes, column=column)
+        labels = vectors or read_vector_labels(
+            path, classes, column=column, column_hint="Pass --class-column NAME."
+        )
         placed = labels.on_grid(grid, scene=str(path))
         if not labels.is_empty and placed.is_empty and vectors is None:
             raise LabelError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +106,15 @@ def _held_out_pairs(
     held_out: Mapping[str, tuple[tuple[int, int], HeldOutArea]],
     source: str,
 ) -> list[ScenePair]:
-    """The pairs whose scene has a held-out area; the others are logged and left out."""
+    """The pairs whose scene has a held-out area; the others are logged and left out.
+
+    One prediction and a run of one scene pair whatever their names (a scene folder predicted
+    as `IMG_DATA_probs.tif`); the sizes are still checked.
+    """
+    if len(pairs) == 1 and len(held_out) == 1 and pairs[0].name not in held_out:
+        ((name, _),) = held_out.items()
+        log.info("%s: the run's one scene, %s", pairs[0].prediction.name, name)
+        return [replace(pairs[0], name=name)]
     kept = [pair for pair in pairs if pair.name in held_out]
     for pair in pairs:
         if pair.name not in held_out:
@@ -216,7 +224,9 @@ def _score_pair(
     vectors = None
     if pair.shared and is_vector_file(pair.truth):
         if pair.truth not in shared:
-            shared[pair.truth] = read_vector_labels(pair.truth, classes, column=column)
+            shared[pair.truth] = read_vector_labels(
+                pair.truth, classes, column=column, column_hint="Pass --class-column NAME."
+            )
         vectors = shared[pair.truth]
     truth_mask, ignore = load_truth(pair.truth, info.grid, classes, column=column, vectors=vectors)
     ignore = ignore | ~valid

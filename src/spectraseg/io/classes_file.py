@@ -13,12 +13,16 @@ from spectraseg.io.yaml_file import read_yaml
 
 __all__ = ["load_classes", "save_classes"]
 
+MISSING_HINT = (
+    'Write one next to the labels, e.g. \'classes: [{name: building, id: 1, colour: "#d62728"}, '
+    "{name: water, id: 2}]', or let `spectraseg init DATA_DIR --out DIR` write it from the "
+    "label column."
+)
+
 
 def load_classes(path: str | os.PathLike[str]) -> ClassList:
     """Read and validate a classes.yaml."""
-    raw = read_yaml(
-        path, "classes", error=LabelError, hint="Write a classes.yaml next to the labels."
-    )
+    raw = read_yaml(path, "classes", error=LabelError, hint=MISSING_HINT)
     return classes_from_document(raw, str(path))
 
 

@@ -367,12 +367,14 @@ def read_vector_labels(
     *,
     column: str = "class",
     layer: str | None = None,
+    column_hint: str = "Set data.labels.column in the config.",
 ) -> VectorLabels:
     """Polygons and their classes from a vector file (GeoJSON, GeoPackage, shapefile...).
 
     An empty file gives empty labels (all background) with a warning; a file whose polygons
     have no known class at all is an error, as is an unknown value under
-    `unmapped_values: error`.
+    `unmapped_values: error`. `column_hint` ends a wrong column's message: what to set (a
+    command's own flag, such as `--class-column`).
     """
     source = Path(path)
     if not is_virtual(source) and not source.exists():
@@ -393,8 +395,7 @@ def read_vector_labels(
     fields = [str(f) for f in info["fields"]]
     if column not in fields:
         raise LabelError(
-            f"{source}: no column {column!r}{did_you_mean(column, fields)}. "
-            "Set data.labels.column in the config."
+            f"{source}: no column {column!r}{did_you_mean(column, fields)}. {column_hint}"
         )
     try:
         with warnings.catch_warnings():
