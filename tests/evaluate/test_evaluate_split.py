@@ -1,4 +1,5 @@
-"""`evaluate --split RUN_DIR`: only the pixels the run held out from training are scored."""
+"""`evaluate --split RUN_DIR` and `--area FILE`: only the held-out pixels, or those inside
+polygons, are scored."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyogrio.raw
 import pytest
+import shapely
 
 from spectraseg.cli.main import main
 from spectraseg.data.split import SplitSettings, held_out_areas, held_out_from_record, split_record
@@ -93,3 +96,26 @@ def test_one_prediction_of_a_one_scene_run_pairs_whatever_its_name(one_scene) ->
     evaluation, _ = evaluate_paths(pred, truth, held_out=held_out)
     assert [scene.name for scene in evaluation.scenes] == ["s"]
     assert evaluation.mean_jaccard == pytest.approx(1.0)
+
+
+def test_area_scores_only_inside_its_polygons(one_scene, files, tmp_path: Path) -> None:
+    _, pred, truth = one_scene
+    areas = held_out_areas(["s"], [SHAPE], settings=SplitSettings(), seed=0)
+    grid = files.grid_at(height=SHAPE[0], width=SHAPE[1])
+    (rows, cols) = areas[0].rows, areas[0].cols
+    left, top = grid.transform @ (cols[0], rows[0])
+    right, bottom = grid.transform @ (cols[1], rows[1])
+    box = shapely.box(left, bottom, right, top)
+    pyogrio.raw.write(
+        tmp_path / "area.gpkg",
+        shapely.to_wkb(np.array([box], dtype=object)),
+        field_data=[],
+        fields=[],
+        crs=grid.crs.to_wkt(),
+        geometry_type="Polygon",
+        driver="GPKG",
+    )
+    out = tmp_path / "scores"
+    arguments = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--out", str(out)]
+    assert main(["-q", *arguments, "--area", str(tmp_path / "area.gpkg")]) == 0
+    assert json.loads((out / "scores.json").read_text())["mean_jaccard"] == pytest.approx(1.0)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from spectraseg.classes import ClassList, ClassSpec
+from spectraseg.data.rasterize import rasterize_geometries
 from spectraseg.data.split import HeldOutArea
 from spectraseg.errors import DataError, LabelError
 from spectraseg.evaluate.matching import (
@@ -30,7 +31,7 @@ from spectraseg.evaluate.matching import (
 )
 from spectraseg.evaluate.scores import Evaluation, SceneScores, score_scene
 from spectraseg.io.classes_file import load_classes
-from spectraseg.io.labels import VectorLabels, is_vector_file, read_vector_labels
+from spectraseg.io.labels import VectorLabels, is_vector_file, read_area, read_vector_labels
 from spectraseg.io.prediction_raster import PredictionRaster
 from spectraseg.postprocess.chain import (
     PostprocessSettings,
@@ -138,6 +139,7 @@ def evaluate_paths(
     postprocess: PostprocessSettings | None = None,
     held_out: Mapping[str, tuple[tuple[int, int], HeldOutArea]] | None = None,
     split_source: str | None = None,
+    area: str | os.PathLike[str] | None = None,
 ) -> tuple[Evaluation, EvaluationInputs]:
     """Score every predicted scene that has a truth; see the package notes for the rules.
 
@@ -147,10 +149,12 @@ def evaluate_paths(
         held_out: scene name -> ((H, W), area): score only inside each scene's held-out area
             (a run folder's split, `data.split.held_out_from_record`); other scenes are left
             out. `split_source` names where it came from, for messages.
+        area: a vector file: score only pixels inside its polygons (any attributes).
     """
     pairs = pair_scenes(prediction, truth, prefer_mask=postprocess is None)
     if held_out is not None:
         pairs = _held_out_pairs(pairs, held_out, split_source or "the split")
+    area_labels = read_area(area) if area is not None else None
     run_classes, tuned = _run_hints(Path(run) if run is not None else None)
     found = Path(classes_file) if classes_file is not None else find_classes_file(truth)
     truth_classes = load_classes(found) if found is not None else None
@@ -173,6 +177,7 @@ def evaluate_paths(
             postprocess=postprocess,
             held_out=held_out[pair.name] if held_out is not None else None,
             split_source=split_source,
+            area=area_labels,
         )
         if evaluated is not None and names != evaluated:
             raise LabelError(
@@ -212,6 +217,7 @@ def _score_pair(
     postprocess: PostprocessSettings | None,
     held_out: tuple[tuple[int, int], HeldOutArea] | None = None,
     split_source: str | None = None,
+    area: VectorLabels | None = None,
 ) -> tuple[SceneScores, tuple[str, ...]]:
     with PredictionRaster(pair.prediction, classes=prediction_classes) as raster:
         info = raster.info
@@ -231,14 +237,17 @@ def _score_pair(
     truth_mask, ignore = load_truth(pair.truth, info.grid, classes, column=column, vectors=vectors)
     ignore = ignore | ~valid
     if held_out is not None:
-        shape, area = held_out
+        shape, block = held_out
         if shape != info.grid.shape:
             raise DataError(
                 f"{pair.prediction}: {info.grid.shape[0]} x {info.grid.shape[1]} pixels, but "
                 f"{split_source} recorded scene {pair.name!r} as {shape[0]} x {shape[1]}; "
                 "predict the training scene itself to score its held-out area."
             )
-        ignore = ignore | ~area.mask(shape)
+        ignore = ignore | ~block.mask(shape)
+    if area is not None:
+        placed = area.on_grid(info.grid, scene=pair.name)
+        ignore = ignore | ~rasterize_geometries(placed.geometries, info.grid)
     multiclass = info.class_band or info.head == "softmax"
     scene = score_scene(
         pair.name,

@@ -49,7 +49,14 @@ def add_parser(subparsers: Any) -> None:
         metavar="RUN_DIR",
         help="the training run: class names and tuned thresholds for predictions that lack them",
     )
-    parser.add_argument(
+    limit = parser.add_mutually_exclusive_group()
+    limit.add_argument(
+        "--area",
+        type=Path,
+        metavar="FILE",
+        help="score only inside the polygons of this vector file (any attributes)",
+    )
+    limit.add_argument(
         "--split",
         type=Path,
         metavar="RUN_DIR",
@@ -107,6 +114,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         objects=args.objects,
         held_out=held_out,
         split_source=split_source,
+        area=args.area,
     )
     json_path, _ = write_scores(
         args.out, evaluation, sources=inputs.as_dict(), overwrite=args.overwrite
