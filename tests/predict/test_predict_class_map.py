@@ -120,3 +120,16 @@ def test_a_cog_class_map_keeps_its_colour_table(make_raster, tmp_path):
     outputs = predict_raster(three_classes, make_raster(), tmp_path, settings=settings, info=info)
     with rasterio.open(outputs.class_map) as dataset:
         assert dataset.colormap(1)[9] == (*COLOURS[2], 255)
+
+
+def test_polygons_get_a_qgis_style_in_the_class_colours(make_raster, tmp_path):
+    from spectraseg.postprocess.vectorize import vectorize
+
+    info = ModelInfo(class_names=NAMES, class_ids=IDS, class_colours=COLOURS)
+    outputs = predict_raster(three_classes, make_raster(), tmp_path, settings=SMALL, info=info)
+    assert outputs.mask is not None
+    vectorize(outputs.mask, tmp_path / "scene.geojson")
+    style = (tmp_path / "scene.qml").read_text(encoding="utf-8")
+    assert 'type="categorizedSymbol" attr="class_name"' in style
+    assert '<category value="trees" symbol="1" label="trees" render="true"/>' in style
+    assert 'name="color" value="30,160,40,255"' in style

@@ -11,7 +11,7 @@ reader cannot drift apart:
 - `<stem>_classes.tif`: the class map GIS tools show as it is: one band holding the class id
   of each pixel (the most probable class above its threshold for a sigmoid head, the most
   probable class for a softmax head; 0 for none), a colour table from the classes' colours,
-  and `<stem>_classes.qml` beside it, the QGIS style naming each class.
+  and `<stem>_classes.qml` beside it, the QGIS style naming each class (`io/qgis_style.py`).
 All carry SPECTRASEG_KIND (probabilities | mask), SPECTRASEG_CLASSES and
 SPECTRASEG_THRESHOLDS (JSON lists), SPECTRASEG_HEAD (sigmoid | softmax) and, when the model
 card knows them, SPECTRASEG_CLASS_IDS (the classes.yaml ids, a JSON list) tags; single-band id
@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
-from xml.sax.saxutils import quoteattr
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -64,6 +63,7 @@ CLASS_IDS_TAG = "SPECTRASEG_CLASS_IDS"
 HEAD_TAG = "SPECTRASEG_HEAD"
 SCALE_TAG = "SPECTRASEG_PROBABILITY_SCALE"
 MASK_VALUES_TAG = "SPECTRASEG_MASK_VALUES"
+COLOURS_TAG = "SPECTRASEG_CLASS_COLOURS"
 MASK_NODATA = 255
 ID_NODATA_UINT16 = 65535
 PROBABILITY_SCALE = 254  # uint8 probabilities: round(254 p), so that 255 stays free for nodata
@@ -169,8 +169,9 @@ def output_tags(
     thresholds: Sequence[float],
     head: Head,
     class_ids: Sequence[int] | None = None,
+    class_colours: Sequence[Colour] | None = None,
 ) -> dict[str, str]:
-    """The tags both prediction rasters carry."""
+    """The tags every prediction raster carries."""
     tags = {
         KIND_TAG: kind,
         CLASSES_TAG: json.dumps(list(class_names)),
@@ -179,6 +180,8 @@ def output_tags(
     }
     if class_ids is not None:
         tags[CLASS_IDS_TAG] = json.dumps([int(i) for i in class_ids])
+    if class_colours is not None:
+        tags[COLOURS_TAG] = json.dumps([[int(c) for c in colour] for colour in class_colours])
     return tags
 
 
@@ -194,9 +197,10 @@ def probabilities_writer(
     overwrite: bool,
     overviews: bool = False,
     class_ids: Sequence[int] | None = None,
+    class_colours: Sequence[Colour] | None = None,
 ) -> RasterWriter:
     """The writer of `<stem>_probs.tif`: one band per class, float32 or uint8 254 x p."""
-    tags = output_tags("probabilities", class_names, thresholds, head, class_ids)
+    tags = output_tags("probabilities", class_names, thresholds, head, class_ids, class_colours)
     if dtype == "uint8":
         tags[SCALE_TAG] = str(PROBABILITY_SCALE)
     return RasterWriter(
@@ -224,12 +228,13 @@ def mask_writer(
     overwrite: bool,
     overviews: bool = False,
     class_ids: Sequence[int] | None = None,
+    class_colours: Sequence[Colour] | None = None,
 ) -> RasterWriter:
     """The writer of `<stem>_mask.tif`: a 0/1 band per class (sigmoid) or class ids."""
     multi_label = head == "sigmoid"
     ids = tuple(class_ids) if class_ids is not None else tuple(range(1, len(class_names) + 1))
     dtype, nodata = id_dtype(()) if multi_label else id_dtype(ids)
-    tags = output_tags("mask", class_names, thresholds, head, class_ids)
+    tags = output_tags("mask", class_names, thresholds, head, class_ids, class_colours)
     if not multi_label:
         tags[MASK_VALUES_TAG] = "ids"
     return RasterWriter(
@@ -263,7 +268,7 @@ def class_map_writer(
     """The writer of `<stem>_classes.tif`: one band of class ids (0 none) with a colour table."""
     ids = tuple(class_ids) if class_ids is not None else tuple(range(1, len(class_names) + 1))
     dtype, nodata = id_dtype(ids)
-    tags = output_tags("mask", class_names, thresholds, head, ids)
+    tags = output_tags("mask", class_names, thresholds, head, ids, colours)
     tags[MASK_VALUES_TAG] = "ids"
     return RasterWriter(
         path,
@@ -295,29 +300,6 @@ def colour_table(class_ids: Sequence[int], colours: Sequence[Colour]) -> dict[in
     for class_id, (red, green, blue) in zip(class_ids, colours, strict=True):
         table[int(class_id)] = (red, green, blue, 255)
     return table
-
-
-def class_map_style(
-    class_names: Sequence[str], class_ids: Sequence[int], colours: Sequence[Colour]
-) -> str:
-    """The QGIS style (`.qml`) of a class map: a paletted renderer naming each class."""
-    entries = "\n".join(
-        f'        <paletteEntry value="{int(class_id)}" color="#{red:02x}{green:02x}{blue:02x}"'
-        f' alpha="255" label={quoteattr(name)}/>'
-        for name, class_id, (red, green, blue) in zip(class_names, class_ids, colours, strict=True)
-    )
-    return (
-        "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
-        '<qgis version="3.28.0" styleCategories="Symbology">\n'
-        "  <pipe>\n"
-        '    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1">\n'
-        "      <colorPalette>\n"
-        f"{entries}\n"
-        "      </colorPalette>\n"
-        "    </rasterrenderer>\n"
-        "  </pipe>\n"
-        "</qgis>\n"
-    )
 
 
 def thresholds_from_tag(text: str | None, num_classes: int, *, where: str) -> list[float] | None:
@@ -423,6 +405,18 @@ def _tag_ids(text: str | None, count: int, where: str) -> tuple[int, ...] | None
     return tuple(values)
 
 
+def _tag_colours(text: str | None, count: int) -> tuple[Colour, ...] | None:
+    """The colours tag, or None when absent or not `count` [r, g, b] lists (colours only
+    style the outputs: a broken tag is not worth refusing the raster for)."""
+    if not text:
+        return None
+    try:
+        colours = tuple((int(r), int(g), int(b)) for r, g, b in json.loads(text))
+    except (TypeError, ValueError):
+        return None
+    return colours if len(colours) == count else None
+
+
 @dataclass(frozen=True)
 class PredictionInfo:
     """A prediction raster's metadata: enough to read it and to name what it holds."""
@@ -436,6 +430,7 @@ class PredictionInfo:
     tuned_thresholds: tuple[float, ...] | None
     class_band: bool  # one band holding a value per class instead of one band per class
     band_values: tuple[int, ...]  # in a class band: each class's value (0 = none of them)
+    class_colours: tuple[Colour, ...] | None = None  # classes file, else the tag
 
 
 class PredictionRaster:
@@ -499,6 +494,9 @@ class PredictionRaster:
                         f"{did_you_mean(name, classes.names)}."
                     )
             ids = tuple(classes.classes[classes.index_of(name)].id for name in names)
+        colours = _tag_colours(tags.get(COLOURS_TAG), len(names))
+        if classes is not None:
+            colours = tuple(classes.classes[classes.index_of(name)].colour for name in names)
         head_text = tags.get(HEAD_TAG, "softmax" if class_band else "sigmoid")
         head: Head = "softmax" if head_text == "softmax" else "sigmoid"
         tuned = thresholds_from_tag(tags.get(THRESHOLDS_TAG), len(names), where=where)
@@ -520,6 +518,7 @@ class PredictionRaster:
                 if HEAD_TAG in tags
                 else ids
             ),
+            class_colours=colours,
         )
 
     @property

@@ -8,7 +8,8 @@ coordinates through the grid-sizes CSV, empty classes as `MULTIPOLYGON EMPTY`).
 The raster is read in strips (see `polygons.py`) and each strip's finished objects are placed
 at once, so memory is one strip plus the output polygons themselves, never the whole raster.
 A class called "background" (what a multi-class model may predict everywhere else) is not
-vectorized.
+vectorized. Beside a GeoJSON, GeoPackage or shapefile goes its QGIS style (`scene.qml`: filled by
+class in the classes' colours, which predict stores in the rasters' tags).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import numpy as np
 from spectraseg.classes import ClassList
 from spectraseg.errors import ConfigError, LabelError
 from spectraseg.grid import Grid
-from spectraseg.io.atomic import check_writable
+from spectraseg.io.atomic import check_writable, write_text_atomic
 from spectraseg.io.dstl import read_grid_sizes, write_wkt_csv
-from spectraseg.io.prediction_raster import PredictionRaster, scene_name
+from spectraseg.io.prediction_raster import DEFAULT_COLOUR, PredictionRaster, scene_name
+from spectraseg.io.qgis_style import polygon_style
 from spectraseg.io.vectors import PolygonTable, vector_driver, write_vectors
 from spectraseg.postprocess.chain import (
     PostprocessSettings,
@@ -88,6 +90,7 @@ def vectorize(
     is_csv = target is not None and target.suffix.lower() == ".csv"
     if target is not None and not is_csv:
         check_writable(target, overwrite=overwrite)
+        check_writable(style_path(target), overwrite=overwrite)
         vector_driver(target)  # an unknown extension fails before any work
     dstl_size = None
     if is_csv:
@@ -136,7 +139,17 @@ def vectorize(
             coordinate_decimals=builder.decimals if geojson else None,
             description=f"spectraseg polygons of {Path(source).name}" if geojson else None,
         )
+        shown = [k for k, n in enumerate(info.class_names) if n.lower() not in BACKGROUND_NAMES]
+        colours = info.class_colours or (DEFAULT_COLOUR,) * len(info.class_names)
+        style = polygon_style([info.class_names[k] for k in shown], [colours[k] for k in shown])
+        write_text_atomic(style_path(target), style, overwrite=overwrite)
     return VectorizeResult(table, info.class_names, info.class_ids, info.grid, target)
+
+
+def style_path(target: Path) -> Path:
+    """The QGIS style beside a vector file (`scene.qml` for `scene.geojson`), which QGIS
+    applies when it opens the file."""
+    return target.with_suffix(".qml")
 
 
 def _dstl_size(

@@ -28,12 +28,12 @@ from spectraseg.data.augment import tta_transforms
 from spectraseg.io.atomic import check_free_space, check_writable, write_text_atomic
 from spectraseg.io.prediction_raster import (
     class_map_paths,
-    class_map_style,
     class_map_writer,
     mask_writer,
     output_paths,
     probabilities_writer,
 )
+from spectraseg.io.qgis_style import class_map_style
 from spectraseg.io.rasters import RasterStack, gdal_cache_bytes
 from spectraseg.predict.blending import RowBandAccumulator, window_2d
 from spectraseg.predict.choices import (
@@ -355,6 +355,7 @@ def predict_raster(
                     overwrite=overwrite,
                     overviews=settings.overviews,
                     class_ids=class_ids,
+                    class_colours=colours,
                 )
             ),
             cleanup.enter_context(
@@ -368,6 +369,7 @@ def predict_raster(
                     overwrite=overwrite,
                     overviews=settings.overviews,
                     class_ids=class_ids,
+                    class_colours=colours,
                 )
             )
             if settings.write_mask
