@@ -67,10 +67,8 @@ def test_time_budget_stops_after_a_step_validates_and_writes_everything(sample, 
 def test_run_folder_holds_exactly_the_run_files(sample, tmp_path) -> None:
     train(sample, tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == sorted(
-        ["config.yaml", "split.json", "best.pt", "last.pt", "history.csv", "curves.png"]
-        + ["train.log"]
-    )
+    run_files = ["config.yaml", "split.json", "best.pt", "last.pt", "history.csv", "curves.png"]
+    assert names == sorted([*run_files, "train.log"])
     assert [n for n in names if "best" in n or "last" in n] == ["best.pt", "last.pt"]
     best = load_checkpoint(tmp_path / "best.pt")
     assert best.training_state is None

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 
 from spectraseg.errors import ConfigError, SpectrasegError
-from spectraseg.io.prediction_raster import output_paths
+from spectraseg.io.prediction_raster import class_map_paths, output_paths
 from spectraseg.predict.choices import PredictRequest
 from spectraseg.predict.load_model import LoadedModel, load_model
 from spectraseg.predict.raster import predict_raster
@@ -131,7 +131,9 @@ def _worker_model(checkpoint: str, accelerator: str) -> tuple[LoadedModel, torch
 
 def _complete(out: Path, stem: str, write_mask: bool) -> bool:
     probs, mask = output_paths(out, stem)
-    return probs.exists() and (mask.exists() or not write_mask)
+    class_map, style = class_map_paths(out, stem)
+    with_mask = mask.exists() and class_map.exists() and style.exists()
+    return probs.exists() and (with_mask or not write_mask)
 
 
 def _predict_scene(
@@ -161,8 +163,8 @@ def _predict_scene(
     probs, mask = output_paths(folder, stem)
     if not overwrite and _complete(folder, stem, settings.write_mask):
         return SceneResult(input, stem, "skipped", worker=worker)
-    # A worker killed between the two renames left one output: this attempt replaces it.
-    partly_written = probs.exists() or mask.exists()
+    # A worker killed between the renames left some outputs: this attempt replaces them.
+    partly_written = any(p.exists() for p in (probs, mask, *class_map_paths(folder, stem)))
     started = time.perf_counter()
     try:
         model, device = _worker_model(checkpoint, accelerator)
