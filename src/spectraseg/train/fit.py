@@ -22,12 +22,20 @@ from typing import Any, Literal, cast
 import torch
 from pydantic import Field
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from spectraseg.data.dataset import PatchDataset, ValidationSet
 from spectraseg.models.head import Head
 from spectraseg.settings import Settings
 from spectraseg.train.checkpoint import Checkpoint, save_checkpoint
+from spectraseg.train.distributed import (
+    Rank,
+    agree,
+    broadcast_float,
+    check_global_batch,
+    rank_share,
+    threads_per_process,
+)
 from spectraseg.train.loop import Evaluation, Loss, evaluate, train_one_epoch
 from spectraseg.train.metrics import mean_over_present
 from spectraseg.train.run_folder import HistoryRow, RunFolder
@@ -82,6 +90,9 @@ class TrainSettings(Settings):
     """NHWC memory layout: 1.1x faster training steps here (docs/benchmarks.md, "Training")."""
     compile: bool = False
     """torch.compile the model: faster steps after a compile of tens of seconds."""
+    sync_batch_norm: bool = False
+    """Distributed training: batch norm statistics over the global batch (SyncBatchNorm,
+    GPUs) instead of each rank's share of it."""
 
 
 def cpu_count() -> int:
@@ -216,6 +227,7 @@ def fit(
     started: float | None = None,
     progress: bool = False,
     on_epoch_end: EpochCallback | None = None,
+    rank: Rank | None = None,
 ) -> FitResult:
     """Train `model` in place and return the best weights and tuned thresholds.
 
@@ -231,10 +243,19 @@ def fit(
         progress: show a progress bar on stderr.
         on_epoch_end: told each epoch's validation score once its files are written; returning
             True ends training there, as a time budget would (a search's pruner uses this).
+        rank: this process's place in distributed training (`train/distributed.py`; the
+            process group already set up): `settings.batch_size` is then the global batch,
+            split evenly over the ranks; rank 0 alone validates, writes to `run` and calls
+            `on_epoch_end`, and its stop decisions hold for all. Other ranks' results carry
+            only the epochs and why training stopped.
     """
     started = time.monotonic() if started is None else started
     deadline = started + settings.max_minutes * 60 if settings.max_minutes else None
-    torch.set_num_threads(settings.threads or cpu_count())
+    world = rank.world_size if rank is not None else 1
+    main = rank is None or rank.is_main
+    check_global_batch(settings.batch_size, world)
+    local_processes = rank.local_world_size if rank is not None else 1
+    torch.set_num_threads(settings.threads or threads_per_process(local_processes, cpu_count()))
     model.to(device)
     if settings.channels_last:
         # Module.to accepts memory_format at run time; torch's overloads do not declare it.
@@ -248,9 +269,17 @@ def fit(
     else:
         torch.manual_seed(settings.seed)
     # Compile after loading state: the compiled wrapper shares the original's parameters.
-    step_model = cast(nn.Module, torch.compile(model)) if settings.compile else model
+    eval_model = cast(nn.Module, torch.compile(model)) if settings.compile else model
+    step_model = eval_model
+    if rank is not None and world > 1:
+        step_model = _data_parallel(model, settings, device)
+    train_items: PatchDataset | Subset[object] = train
+    if rank is not None and world > 1:
+        train_items = rank_share(train, rank, len(train))
     steps_per_epoch = max(1, len(train) // settings.batch_size)
     workers = default_workers() if settings.num_workers is None else settings.num_workers
+    if settings.num_workers is None and world > 1 and device.type == "cpu":
+        workers = 0  # the ranks already take every core
 
     def rate_at(step: int) -> float:
         return learning_rate(
@@ -270,17 +299,18 @@ def fit(
         out_of_time = False
         if state.epoch < settings.epochs:
             train.set_epoch(state.epoch)
+            local_batch = settings.batch_size // world
             loader = DataLoader(
-                train,
-                batch_size=settings.batch_size,
+                train_items,
+                batch_size=local_batch,
                 num_workers=workers,
-                drop_last=len(train) >= settings.batch_size,
+                drop_last=len(train_items) >= local_batch,
                 pin_memory=device.type == "cuda",
             )
             description = f"epoch {state.epoch + 1}/{settings.epochs}"
             if state.history:
                 description += f" (val Jaccard {state.history[-1]['val_jaccard']:.3f})"
-            with _progress_bar(progress, steps_per_epoch, description) as on_step:
+            with _progress_bar(progress and main, steps_per_epoch, description) as on_step:
                 result = train_one_epoch(
                     step_model,
                     loader,
@@ -293,83 +323,61 @@ def fit(
                     deadline=deadline,
                     channels_last=settings.channels_last,
                     on_step=on_step,
+                    agree=(lambda late: agree(late, rank)) if rank is not None else None,
                 )
             train_loss, out_of_time = result.mean_loss, result.out_of_time
             state.step += result.steps
             state.epoch += 1
-        evaluation = evaluate(
-            step_model,
-            validation,
-            loss_fn,
-            head=head,
-            device=device,
-            size_multiple=size_multiple,
-            channels_last=settings.channels_last,
-        )
         validated = True
         state.seconds = time.monotonic() - session_start
-        score = evaluation.mean_jaccard
-        score = 0.0 if math.isnan(score) else score
-        thresholds, tuned = evaluation.tuned()
-        row = history_row(
-            state,
-            evaluation,
-            train_loss=train_loss,
-            rate=rate_at(max(0, state.step - 1)),
-            tuned_score=mean_over_present(tuned),
-            class_names=class_names,
-        )
-        if not state.history or state.history[-1]["epoch"] != state.epoch:
-            # A resumed run with no epoch left validates without adding a duplicate row.
-            state.history.append(row)
-        if score > state.best_score:
-            state.best_score, state.best_epoch, state.stale_epochs = score, state.epoch, 0
-            state.thresholds = tuple(float(t) for t in thresholds)
-            best_weights = _cpu_weights(model)
-            if run is not None and checkpoint is not None:
-                best = filled_checkpoint(checkpoint, best_weights, state, epoch=state.epoch)
-                save_checkpoint(run.best, best)
+        if main:
+            score, best_weights = _validate_and_write(
+                eval_model,
+                validation,
+                state,
+                settings=settings,
+                loss_fn=loss_fn,
+                head=head,
+                device=device,
+                size_multiple=size_multiple,
+                class_names=class_names,
+                train_loss=train_loss,
+                rate=rate_at(max(0, state.step - 1)),
+                checkpoint=checkpoint,
+                run=run,
+                optimizer=optimizer,
+                plateau=plateau,
+                best_weights=best_weights,
+                rank=rank,
+            )
         else:
-            state.stale_epochs += 1
-        plateau.update(score)
-        log.info(
-            "epoch %d: train loss %.4f, validation loss %.4f, mean Jaccard %.3f (tuned %.3f)%s",
-            state.epoch,
-            train_loss,
-            evaluation.loss,
-            score,
-            mean_over_present(tuned),
-            " *" if state.best_epoch == state.epoch else "",
-        )
-        if run is not None:
-            if checkpoint is not None:
-                # last.pt predicts with its own weights: give it this epoch's tuned thresholds.
-                last = filled_checkpoint(
-                    checkpoint, _cpu_weights(model), state, epoch=state.epoch
-                ).with_card(thresholds=tuple(float(t) for t in thresholds))
-                training_state = _training_state(state, optimizer, plateau)
-                save_checkpoint(run.last, replace(last, training_state=training_state))
-            run.write_history(state.history)
-            run.write_curves(state.history, class_names)
-        if on_epoch_end is not None and on_epoch_end(state.epoch, score):
+            # Rank 0 alone validated: its score drives every rank's learning rate plateau.
+            score = broadcast_float(math.nan, rank)
+            _follow_score(state, score)
+            plateau.update(score)
+        called_off = main and on_epoch_end is not None and on_epoch_end(state.epoch, score)
+        if agree(called_off, rank):
             stopped = "caller"
             log.info("stopped after epoch %d by the caller", state.epoch)
             break
-        if out_of_time:
+        if out_of_time:  # already agreed, step by step
             stopped = "time"
             log.info("time budget of %g minutes used up; stopping", settings.max_minutes)
             break
         patience = settings.early_stopping_patience
-        if patience is not None and state.stale_epochs >= patience:
+        if agree(patience is not None and state.stale_epochs >= patience, rank):
             stopped = "early_stopping"
             log.info("no better validation score for %d epochs; stopping", patience)
             break
-    log.info(
-        "best mean Jaccard %.3f at epoch %d; thresholds %s",
-        state.best_score,
-        state.best_epoch,
-        ", ".join(f"{name} {t:.2f}" for name, t in zip(class_names, state.thresholds, strict=True)),
-    )
+    if main:
+        log.info(
+            "best mean Jaccard %.3f at epoch %d; thresholds %s",
+            state.best_score,
+            state.best_epoch,
+            ", ".join(
+                f"{name} {t:.2f}" for name, t in zip(class_names, state.thresholds, strict=True)
+            ),
+        )
     return FitResult(
         best_weights=best_weights,
         thresholds=state.thresholds,
@@ -379,6 +387,104 @@ def fit(
         stopped=stopped,
         history=tuple(state.history),
     )
+
+
+def _validate_and_write(
+    model: nn.Module,
+    validation: ValidationSet,
+    state: FitState,
+    *,
+    settings: TrainSettings,
+    loss_fn: Loss,
+    head: Head,
+    device: torch.device,
+    size_multiple: int,
+    class_names: Sequence[str],
+    train_loss: float,
+    rate: float,
+    checkpoint: Checkpoint | None,
+    run: RunFolder | None,
+    optimizer: torch.optim.Optimizer,
+    plateau: Plateau,
+    best_weights: dict[str, torch.Tensor],
+    rank: Rank | None = None,
+) -> tuple[float, dict[str, torch.Tensor]]:
+    """Validate, update `state` and the plateau, write `best.pt` when better, `last.pt`,
+    history and curves; returns the score (sent to the other ranks) and the best weights."""
+    evaluation = evaluate(
+        model,
+        validation,
+        loss_fn,
+        head=head,
+        device=device,
+        size_multiple=size_multiple,
+        channels_last=settings.channels_last,
+    )
+    score = evaluation.mean_jaccard
+    score = 0.0 if math.isnan(score) else score
+    score = broadcast_float(score, rank)
+    thresholds, tuned = evaluation.tuned()
+    row = history_row(
+        state,
+        evaluation,
+        train_loss=train_loss,
+        rate=rate,
+        tuned_score=mean_over_present(tuned),
+        class_names=class_names,
+    )
+    if not state.history or state.history[-1]["epoch"] != state.epoch:
+        # A resumed run with no epoch left validates without adding a duplicate row.
+        state.history.append(row)
+    if score > state.best_score:
+        state.best_score, state.best_epoch, state.stale_epochs = score, state.epoch, 0
+        state.thresholds = tuple(float(t) for t in thresholds)
+        best_weights = _cpu_weights(model)
+        if run is not None and checkpoint is not None:
+            best = filled_checkpoint(checkpoint, best_weights, state, epoch=state.epoch)
+            save_checkpoint(run.best, best)
+    else:
+        state.stale_epochs += 1
+    plateau.update(score)
+    log.info(
+        "epoch %d: train loss %.4f, validation loss %.4f, mean Jaccard %.3f (tuned %.3f)%s",
+        state.epoch,
+        train_loss,
+        evaluation.loss,
+        score,
+        mean_over_present(tuned),
+        " *" if state.best_epoch == state.epoch else "",
+    )
+    if run is not None:
+        if checkpoint is not None:
+            # last.pt predicts with its own weights: give it this epoch's tuned thresholds.
+            last = filled_checkpoint(
+                checkpoint, _cpu_weights(model), state, epoch=state.epoch
+            ).with_card(thresholds=tuple(float(t) for t in thresholds))
+            training_state = _training_state(state, optimizer, plateau)
+            save_checkpoint(run.last, replace(last, training_state=training_state))
+        run.write_history(state.history)
+        run.write_curves(state.history, class_names)
+    return score, best_weights
+
+
+def _follow_score(state: FitState, score: float) -> None:
+    """What rank 0 decided from `score`, kept on another rank (which never writes it)."""
+    if score > state.best_score:
+        state.best_score, state.best_epoch, state.stale_epochs = score, state.epoch, 0
+    else:
+        state.stale_epochs += 1
+
+
+def _data_parallel(model: nn.Module, settings: TrainSettings, device: torch.device) -> nn.Module:
+    """`model` under DistributedDataParallel (which makes every rank start from rank 0's
+    weights), its batch norms synchronised across ranks when asked."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    if settings.sync_batch_norm:
+        # torch leaves convert_sync_batchnorm unannotated.
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids)
 
 
 def filled_checkpoint(

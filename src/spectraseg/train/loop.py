@@ -57,6 +57,7 @@ def train_one_epoch(
     deadline: float | None = None,
     channels_last: bool = False,
     on_step: Callable[[float], None] | None = None,
+    agree: Callable[[bool], bool] | None = None,
 ) -> EpochResult:
     """One epoch of optimizer steps; stops early, after a whole step, once `deadline` passes.
 
@@ -67,6 +68,8 @@ def train_one_epoch(
         clip_norm: largest gradient norm; larger gradients are scaled down to it.
         deadline: `time.monotonic()` value after which no new step starts.
         on_step: called with each step's loss, e.g. to move a progress bar.
+        agree: turns this process's "out of time" into the verdict every process shares
+            (distributed training: rank 0's clock), so all ranks stop after the same step.
     """
     model.train()
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -90,9 +93,11 @@ def train_one_epoch(
         steps += 1
         if on_step is not None:
             on_step(value)
-        if deadline is not None and time.monotonic() >= deadline:
-            out_of_time = True
-            break
+        if deadline is not None:
+            late = time.monotonic() >= deadline
+            if agree(late) if agree is not None else late:
+                out_of_time = True
+                break
     return EpochResult(total / max(1, steps), steps, out_of_time)
 
 

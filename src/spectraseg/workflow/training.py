@@ -41,6 +41,7 @@ from spectraseg.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from spectraseg.train.distributed import Rank
 from spectraseg.train.fit import (
     EpochCallback,
     FitResult,
@@ -123,6 +124,7 @@ def train_model(
     device: torch.device | None = None,
     progress: bool = False,
     on_epoch_end: EpochCallback | None = None,
+    rank: Rank | None = None,
 ) -> FitResult:
     """Train the configured model on a data folder and fill a run folder.
 
@@ -131,6 +133,8 @@ def train_model(
             (`out_dir/config.yaml`), with only epochs or the time budget changed.
         overwrite: start over in a non-empty `out_dir`.
         on_epoch_end: see `fit` (networks only; a baseline trains in one go).
+        rank: this process's place in distributed training, its process group set up
+            (`workflow/launch.py`, or torchrun); rank 0 alone touches the run folder.
 
     Raises:
         OutputExistsError: `out_dir` is not empty and neither `resume` nor `overwrite` is set.
@@ -142,6 +146,24 @@ def train_model(
         raise ConfigError(
             f"--resume continues a network; a {config.model.name} trains in one go. "
             "Drop --resume (and pass --overwrite) to train it again."
+        )
+    if rank is not None and config.model.name not in model_names():
+        raise ConfigError(
+            f"distributed training (--devices, torchrun) is for a network; a "
+            f"{config.model.name} trains in one go in one process. Drop --devices."
+        )
+    if rank is not None and not rank.is_main:
+        # The other ranks read the data (and last.pt) and step; they write nothing.
+        return _train(
+            config,
+            data_dir,
+            run,
+            resume=resume,
+            device=device or torch.device("cpu"),
+            started=started,
+            progress=False,
+            on_epoch_end=None,
+            rank=rank,
         )
     if resume and not run.last.is_file():
         run.prepare(resume=resume, overwrite=overwrite)  # refuses without creating the folder
@@ -157,6 +179,7 @@ def train_model(
             started=started,
             progress=progress,
             on_epoch_end=on_epoch_end,
+            rank=rank,
         )
 
 
@@ -170,6 +193,7 @@ def _train_locked(
     started: float,
     progress: bool,
     on_epoch_end: EpochCallback | None,
+    rank: Rank | None,
 ) -> FitResult:
     try:
         with run.logging_to_file():
@@ -182,6 +206,7 @@ def _train_locked(
                 started=started,
                 progress=progress,
                 on_epoch_end=on_epoch_end,
+                rank=rank,
             )
     except BaseException:  # any failure before the first checkpoint leaves nothing to resume
         if not resume:
@@ -199,9 +224,19 @@ def _train(
     started: float,
     progress: bool,
     on_epoch_end: EpochCallback | None,
+    rank: Rank | None = None,
 ) -> FitResult:
-    log.info("training %s from %s into %s on %s", config.model.name, data_dir, run.path, device)
-    if not resume:
+    main = rank is None or rank.is_main
+    where = f" (rank {rank.rank} of {rank.world_size})" if rank is not None else ""
+    log.info(
+        "training %s from %s into %s on %s%s",
+        config.model.name,
+        data_dir,
+        run.path,
+        device,
+        where,
+    )
+    if not resume and main:
         run.write_config(config.to_yaml())
     scenes, classes = load_dataset(
         data_dir,
@@ -227,6 +262,7 @@ def _train(
             started=started,
             progress=progress,
             on_epoch_end=on_epoch_end,
+            rank=rank,
         )
     return _train_baseline(config, scenes, classes, run)
 
@@ -242,9 +278,11 @@ def _train_network(
     started: float,
     progress: bool,
     on_epoch_end: EpochCallback | None,
+    rank: Rank | None,
 ) -> FitResult:
     settings = config.model.chosen()
     head: Head = getattr(settings, "head", "sigmoid")
+    main = rank is None or rank.is_main
     saved = load_checkpoint(run.last) if resume else None
     if saved is not None and saved.training_state is None:
         raise CheckpointError(f"{run.last}: holds no training state to resume from.")
@@ -279,7 +317,8 @@ def _train_network(
         resume_state = dict(saved.training_state)
         if run.best.is_file():
             resume_state["best_weights"] = load_checkpoint(run.best).weights
-        log.info("resuming %s after epoch %d", run.path, saved.epoch)
+        if main:
+            log.info("resuming %s after epoch %d", run.path, saved.epoch)
     result = fit(
         model,
         data.train,
@@ -291,13 +330,15 @@ def _train_network(
         class_names=classes.names,
         size_multiple=size_multiple,
         checkpoint=template,
-        run=run,
+        run=run if main else None,
         resume=resume_state,
         started=started,
         progress=progress,
         on_epoch_end=on_epoch_end,
+        rank=rank,
     )
-    _record_prediction_cost(model, result, data, run, head=head, multiple=size_multiple)
+    if main:
+        _record_prediction_cost(model, result, data, run, head=head, multiple=size_multiple)
     return result
 
 

@@ -13,7 +13,9 @@ import torch
 from spectraseg.cli.options import add_config_options, resolve_device
 from spectraseg.config import MODEL_NAMES, Config, load_config
 from spectraseg.errors import ConfigError, SpectrasegError
+from spectraseg.train.distributed import Rank, process_group
 from spectraseg.train.run_folder import RunFolder
+from spectraseg.workflow.launch import train_on_devices
 from spectraseg.workflow.training import train_model
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,14 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="train one binary model per class into RUN_DIR/classes/<name>/ and write "
         "RUN_DIR/ensemble.yaml, which `spectraseg predict RUN_DIR` reads as one model",
+    )
+    parser.add_argument(
+        "--devices",
+        type=int,
+        metavar="N",
+        help="train a network on N processes (DistributedDataParallel: N GPUs, or N CPU "
+        "processes with cores/N threads each); train.batch_size is the global batch. Under "
+        "torchrun, the ranks come from torchrun instead",
     )
 
 
@@ -88,15 +98,52 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.accelerator)
     if args.per_class:
         return _train_per_class(args, config, data_dir, device)
-    result = train_model(
-        config,
-        data_dir=data_dir,
-        out_dir=args.out,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        device=device,
-        progress=not args.quiet,
-    )
+    rank = Rank.from_environment()
+    if args.devices is not None and args.devices < 1:
+        raise ConfigError(f"--devices {args.devices}: give at least 1.")
+    if rank is not None and rank.world_size > 1:
+        if args.devices is not None and args.devices != rank.local_world_size:
+            raise ConfigError(
+                f"--devices {args.devices}, but torchrun started {rank.local_world_size} "
+                "processes on this node; drop --devices under torchrun."
+            )
+        if not rank.is_main:
+            logging.getLogger("spectraseg").setLevel(logging.WARNING)
+        device = rank.device(device.type)
+        with process_group(rank, device):
+            result = train_model(
+                config,
+                data_dir=data_dir,
+                out_dir=args.out,
+                resume=args.resume,
+                overwrite=args.overwrite,
+                device=device,
+                progress=not args.quiet and rank.is_main,
+                rank=rank,
+            )
+        if not rank.is_main:
+            return 0
+    elif args.devices is not None and args.devices > 1:
+        result = train_on_devices(
+            config,
+            devices=args.devices,
+            data_dir=data_dir,
+            out_dir=args.out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            device_type=device.type,
+            log_level=logging.WARNING if args.quiet else logging.INFO,
+        )
+    else:
+        result = train_model(
+            config,
+            data_dir=data_dir,
+            out_dir=args.out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            device=device,
+            progress=not args.quiet,
+        )
     if config.run.report:
         _write_report(args.out, data_dir, device)
     log.info(
