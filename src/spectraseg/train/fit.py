@@ -329,9 +329,9 @@ def fit(
             state.step += result.steps
             state.epoch += 1
         validated = True
-        state.seconds = time.monotonic() - session_start
         if main:
             score, best_weights = _validate_and_write(
+                model,
                 eval_model,
                 validation,
                 state,
@@ -348,9 +348,11 @@ def fit(
                 optimizer=optimizer,
                 plateau=plateau,
                 best_weights=best_weights,
+                session_start=session_start,
                 rank=rank,
             )
         else:
+            state.seconds = time.monotonic() - session_start
             # Rank 0 alone validated: its score drives every rank's learning rate plateau.
             score = broadcast_float(math.nan, rank)
             _follow_score(state, score)
@@ -391,6 +393,7 @@ def fit(
 
 def _validate_and_write(
     model: nn.Module,
+    eval_model: nn.Module,
     validation: ValidationSet,
     state: FitState,
     *,
@@ -407,12 +410,14 @@ def _validate_and_write(
     optimizer: torch.optim.Optimizer,
     plateau: Plateau,
     best_weights: dict[str, torch.Tensor],
+    session_start: float,
     rank: Rank | None = None,
 ) -> tuple[float, dict[str, torch.Tensor]]:
-    """Validate, update `state` and the plateau, write `best.pt` when better, `last.pt`,
-    history and curves; returns the score (sent to the other ranks) and the best weights."""
+    """Validate `eval_model` (`model`, compiled or not), update `state` and the plateau, write
+    `best.pt` when better, `last.pt`, history and curves; returns the score (sent to the other
+    ranks) and the best weights."""
     evaluation = evaluate(
-        model,
+        eval_model,
         validation,
         loss_fn,
         head=head,
@@ -420,6 +425,7 @@ def _validate_and_write(
         size_multiple=size_multiple,
         channels_last=settings.channels_last,
     )
+    state.seconds = time.monotonic() - session_start
     score = evaluation.mean_jaccard
     score = 0.0 if math.isnan(score) else score
     score = broadcast_float(score, rank)
