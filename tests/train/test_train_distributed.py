@@ -31,7 +31,15 @@ TINY = [
 # one step of 8 patches (Adam's first step divides by the gradient's own size, so it would
 # magnify rounding).
 ONE_STEP = ["train.optimizer=sgd", "train.momentum=0", "loss.terms={bce: 1.0}"]
-RUN_FILES = ["best.pt", "config.yaml", "curves.png", "history.csv", "last.pt", "train.log"]
+RUN_FILES = [
+    "best.pt",
+    "config.yaml",
+    "curves.png",
+    "history.csv",
+    "last.pt",
+    "split.json",
+    "train.log",
+]
 
 
 @pytest.fixture(scope="module")

@@ -250,7 +250,8 @@ def _train(
         scenes, classes = select_classes(scenes, classes, config.data.classes)
     names, shapes = [s.name for s in scenes], [s.shape for s in scenes]
     areas = held_out_areas(names, shapes, settings=config.data.split, seed=config.train.seed)
-    run.write_split(split_record(names, shapes, areas))
+    if main:
+        run.write_split(split_record(names, shapes, areas))
     if config.model.name in model_names():
         return _train_network(
             config,
