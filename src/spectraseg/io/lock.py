@@ -47,16 +47,44 @@ def _holder(lock: Path) -> dict[str, object]:
 
 
 def _create(lock: Path) -> bool:
-    """Create the lock file exclusively; False when it already exists."""
-    record = {"pid": os.getpid(), "host": socket.gethostname()}
+    """Create the lock file, whole, exclusively; False when it already exists.
+
+    The record is written to a file of our own and hard-linked to the lock's name, so the lock
+    appears with its pid in it: a run killed between creating the file and writing it would
+    leave an empty lock that no later run could judge stale. Where hard links are not
+    supported, the file is created exclusively and written in place.
+    """
+    record = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
+    draft = lock.with_name(f"{lock.name}.{os.getpid()}.tmp")
+    try:
+        draft.write_text(record, encoding="utf-8")
+        try:
+            os.link(draft, lock)
+        except FileExistsError:
+            return False
+        except OSError as error:
+            if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            return _create_in_place(lock, record)
+        return True
+    except OSError as error:  # a full disk or no permission: leave no lock behind
+        if error.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+            raise
+        raise OSError(error.errno, error.strerror, str(lock)) from None
+    finally:
+        with contextlib.suppress(OSError):
+            draft.unlink()
+
+
+def _create_in_place(lock: Path, record: str) -> bool:
     try:
         descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            json.dump(record, stream)
-    except OSError as error:  # a full disk: leave no empty lock behind
+            stream.write(record)
+    except OSError as error:
         lock.unlink()
         raise OSError(error.errno, error.strerror, str(lock)) from None
     return True
