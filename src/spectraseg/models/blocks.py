@@ -8,6 +8,8 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
+from spectraseg.errors import ConfigError
+
 __all__ = [
     "ACTIVATIONS",
     "Activation",
@@ -15,6 +17,7 @@ __all__ = [
     "ConvOptions",
     "UpBlock",
     "Upsampling",
+    "check_network_shape",
     "make_activation",
 ]
 
@@ -116,3 +119,21 @@ class UpBlock(nn.Module):
         joined = torch.cat([self.up(x), skip], dim=1)
         output: torch.Tensor = self.block(joined)
         return output
+
+
+def check_network_shape(network: str, in_channels: int, num_classes: int, head: str) -> None:
+    """Refuse inputs and outputs no network can have, in one line naming the network.
+
+    Raises:
+        ConfigError: no input channel, no class, or a softmax head over a single class.
+    """
+    if in_channels < 1 or num_classes < 1:
+        raise ConfigError(
+            f"{network} needs at least one input channel and one class, "
+            f"got in_channels={in_channels}, num_classes={num_classes}"
+        )
+    if head == "softmax" and num_classes < 2:
+        raise ConfigError(
+            "a softmax head needs at least 2 classes (add a background class) "
+            "or set model.head: sigmoid"
+        )

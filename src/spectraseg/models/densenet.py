@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, model_validator
 from torch import nn
 
 from spectraseg.errors import ConfigError
-from spectraseg.models.blocks import Activation, make_activation
+from spectraseg.models.blocks import Activation, check_network_shape, make_activation
 from spectraseg.models.head import Head
 from spectraseg.models.init import Initializer, init_weights
 from spectraseg.models.unet import nearest_valid_size
@@ -179,16 +179,7 @@ class FCDenseNet(nn.Module):
     ) -> None:
         super().__init__()
         self.settings = _resolve_settings(settings, overrides)
-        if in_channels < 1 or num_classes < 1:
-            raise ConfigError(
-                f"an FC-DenseNet needs at least one input channel and one class, "
-                f"got in_channels={in_channels}, num_classes={num_classes}"
-            )
-        if self.settings.head == "softmax" and num_classes < 2:
-            raise ConfigError(
-                "a softmax head needs at least 2 classes (add a background class) "
-                "or set model.head: sigmoid"
-            )
+        check_network_shape("an FC-DenseNet", in_channels, num_classes, self.settings.head)
         self.in_channels = in_channels
         self.num_classes = num_classes
         settings = self.settings

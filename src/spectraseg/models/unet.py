@@ -15,7 +15,14 @@ from pydantic import Field, ValidationError, field_validator
 from torch import nn
 
 from spectraseg.errors import ConfigError
-from spectraseg.models.blocks import Activation, ConvBlock, ConvOptions, UpBlock, Upsampling
+from spectraseg.models.blocks import (
+    Activation,
+    ConvBlock,
+    ConvOptions,
+    UpBlock,
+    Upsampling,
+    check_network_shape,
+)
 from spectraseg.models.head import Head
 from spectraseg.models.init import Initializer, init_weights
 from spectraseg.settings import Settings
@@ -128,16 +135,7 @@ class UNet(nn.Module):
     ) -> None:
         super().__init__()
         self.settings = _resolve_settings(settings, overrides)
-        if in_channels < 1 or num_classes < 1:
-            raise ConfigError(
-                f"a U-Net needs at least one input channel and one class, "
-                f"got in_channels={in_channels}, num_classes={num_classes}"
-            )
-        if self.settings.head == "softmax" and num_classes < 2:
-            raise ConfigError(
-                "a softmax head needs at least 2 classes (add a background class) "
-                "or set model.head: sigmoid"
-            )
+        check_network_shape("a U-Net", in_channels, num_classes, self.settings.head)
         self.in_channels = in_channels
         self.num_classes = num_classes
         settings = self.settings
