@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import ValidationError
+from pydantic import ValidationError, model_validator
 
 from spectraseg.data.augment import AugmentSettings
 from spectraseg.data.sampling import SamplingSettings
@@ -36,6 +36,8 @@ from spectraseg.data.settings import DataSettings
 from spectraseg.errors import ConfigError, did_you_mean
 from spectraseg.io.yaml_file import read_yaml
 from spectraseg.models.densenet import FCDenseNetSettings
+from spectraseg.models.pretrained import EncoderSettings
+from spectraseg.models.resnet_unet import ResNetUNetSettings
 from spectraseg.models.unet import UNetSettings
 from spectraseg.postprocess.chain import PostprocessSettings
 from spectraseg.predict.raster import PredictSettings
@@ -50,8 +52,8 @@ __all__ = ["Config", "ModelSettings", "given_keys", "load_config", "parse_overri
 
 PathLike = str | os.PathLike[str]
 
-MODEL_NAMES = ("unet", "fc-densenet", "random-forest", "index-threshold")
-ModelName = Literal["unet", "fc-densenet", "random-forest", "index-threshold"]
+MODEL_NAMES = ("unet", "fc-densenet", "resnet-unet", "random-forest", "index-threshold")
+ModelName = Literal["unet", "fc-densenet", "resnet-unet", "random-forest", "index-threshold"]
 
 
 class ModelSettings(Settings):
@@ -66,6 +68,9 @@ class ModelSettings(Settings):
     """The default is half as wide as the DSTL-size U-Net: on the built-in sample it scores the
     same within a few minutes of CPU time, where the full width is 4x slower per step."""
     fc_densenet: FCDenseNetSettings = FCDenseNetSettings()
+    resnet_unet: ResNetUNetSettings = ResNetUNetSettings()
+    encoder: EncoderSettings = EncoderSettings()
+    """Pretrained weights and frozen epochs for the `resnet-unet` encoder."""
     random_forest: ForestSettings = ForestSettings()
     index_threshold: IndexThresholdSettings = IndexThresholdSettings()
 
@@ -89,6 +94,16 @@ class Config(Settings):
     run: RunSettings = RunSettings()
     """What `spectraseg run` works on; `train --config` takes `run.data` for `--data`."""
     # A new stage adds its section here: `name: ItsSettings = ItsSettings()`.
+
+    @model_validator(mode="after")
+    def _crop_leaves_a_centre(self) -> Config:
+        crop, patch = self.train.centre_crop_px, self.data.patch_size
+        if 2 * crop >= patch:
+            raise ValueError(
+                f"train.centre_crop_px={crop} leaves nothing of a {patch} px patch to score; "
+                f"use less than {(patch + 1) // 2} or a larger data.patch_size"
+            )
+        return self
 
     def to_yaml(self) -> str:
         """The whole resolved config as YAML that `load_config` reads back to an equal config."""

@@ -26,6 +26,7 @@ TINY: dict[str, dict[str, Any]] = {
         "growth_rate": 3,
         "first_filters": 4,
     },
+    "resnet-unet": {"encoder": "resnet18", "decoder_filters": (4, 4, 4, 4, 4)},
 }
 
 

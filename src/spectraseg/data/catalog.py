@@ -10,11 +10,12 @@ Standard (what `spectraseg sample` writes)::
     masks/<scene>.tif           a class-id, per-class or colour mask on the image grid
     labels.gpkg                 optional: one vector file serving every scene
 
-DSTL (the competition's)::
+DSTL (the competition's; any subset of the image files)::
 
-    classes.yaml                ids are the ClassType numbers
+    classes.yaml                ids are the ClassType numbers (default: the 10 ClassTypes)
     three_band/<id>.tif         RGB; sixteen_band/<id>_P.tif, <id>_M.tif, <id>_A.tif
-    train_wkt_v4.csv            ImageId, ClassType, MultipolygonWKT
+    train_wkt_v4.csv            ImageId, ClassType, MultipolygonWKT, or the earlier release:
+    train_geojson_v3/<id>/<layer>.geojson   one file per label layer (`io/dstl_geojson.py`)
     grid_sizes.csv              ImageId, Xmax, Ymin
 
 Delivered (a product as downloaded, see `data/delivery.py`)::
@@ -54,6 +55,7 @@ from spectraseg.errors import BandError, ConfigError, DataError, LabelError, Spe
 from spectraseg.grid import Grid
 from spectraseg.io.classes_file import load_classes
 from spectraseg.io.coregister import estimate_stack_shifts
+from spectraseg.io.dstl_geojson import dstl_classes
 from spectraseg.io.labels import (
     VECTOR_SUFFIXES,
     DstlLabels,
@@ -70,6 +72,7 @@ log = logging.getLogger(__name__)
 
 CLASSES_FILE = "classes.yaml"
 DSTL_WKT = "train_wkt_v4.csv"
+DSTL_GEOJSON = "train_geojson_v3"
 DSTL_GRID_SIZES = "grid_sizes.csv"
 DSTL_PARTS = ("P", "M", "A")
 
@@ -113,7 +116,7 @@ def _first_with_stem(folder: Path, stem: str, suffixes: Sequence[str]) -> Path |
 
 
 def is_dstl_layout(data_dir: Path) -> bool:
-    return (data_dir / "three_band").is_dir()
+    return (data_dir / "three_band").is_dir() or (data_dir / "sixteen_band").is_dir()
 
 
 def find_scenes(
@@ -187,6 +190,8 @@ def data_classes(
     if given is not None:
         return load_classes(given if given.is_absolute() else root / given)
     listed = root / CLASSES_FILE
+    if not listed.is_file() and any(s.dstl for s in sources):
+        return dstl_classes()
     vectors = {s.labels for s in sources if s.labels is not None}
     if listed.is_file() or len(vectors) != 1 or any(s.mask or s.dstl for s in sources):
         return load_classes(listed)
@@ -226,33 +231,53 @@ def _find_standard(root: Path) -> list[SceneSource]:
 
 
 def _find_dstl(root: Path) -> list[SceneSource]:
+    """One scene per image id found in three_band/ or sixteen_band/ (any of P, M, A).
+
+    The scene's grid is the 3-band image's, else the first of P, M and A present: the
+    finest the id has.
+    """
     wkt, sizes = root / DSTL_WKT, root / DSTL_GRID_SIZES
-    labels = (wkt, sizes) if wkt.is_file() and sizes.is_file() else None
-    if wkt.is_file() and not sizes.is_file():
-        raise LabelError(f"{root}: {DSTL_WKT} without {DSTL_GRID_SIZES}; both are needed.")
+    geojson = root / DSTL_GEOJSON
+    source = wkt if wkt.is_file() else geojson if geojson.is_dir() else None
+    if source is not None and not sizes.is_file():
+        raise LabelError(f"{root}: {source.name} without {DSTL_GRID_SIZES}; both are needed.")
+    labels = (source, sizes) if source is not None else None
     scenes = []
-    for rgb in sorted((root / "three_band").iterdir()):
-        if not (rgb.is_file() and rgb.suffix.lower() in RASTER_SUFFIXES):
-            continue
+    for image_id in _dstl_ids(root):
+        rgb = _first_with_stem(root / "three_band", image_id, RASTER_SUFFIXES)
         parts = [
             found
             for part in DSTL_PARTS
             if (
                 found := _first_with_stem(
-                    root / "sixteen_band", f"{rgb.stem}_{part}", RASTER_SUFFIXES
+                    root / "sixteen_band", f"{image_id}_{part}", RASTER_SUFFIXES
                 )
             )
         ]
+        images = (rgb, *parts) if rgb is not None else tuple(parts)
         scenes.append(
             SceneSource(
-                name=rgb.stem,
-                images=(rgb, *parts),
-                dstl=labels,
-                sensor="dstl",
-                reference=rgb,
+                name=image_id, images=images, dstl=labels, sensor="dstl", reference=images[0]
             )
         )
     return scenes
+
+
+def _dstl_ids(root: Path) -> list[str]:
+    """Image ids with a raster in three_band/ (`<id>.tif`) or sixteen_band/ (`<id>_A.tif`)."""
+    ids: set[str] = set()
+    for folder, suffixes in (("three_band", ("",)), ("sixteen_band", DSTL_PARTS)):
+        if not (root / folder).is_dir():
+            continue
+        for path in (root / folder).iterdir():
+            if not (path.is_file() and path.suffix.lower() in RASTER_SUFFIXES):
+                continue
+            for part in suffixes:
+                if not part:
+                    ids.add(path.stem)
+                elif path.stem.endswith(f"_{part}"):
+                    ids.add(path.stem.removesuffix(f"_{part}"))
+    return sorted(ids)
 
 
 @dataclass
@@ -357,7 +382,7 @@ def _scene_labels(
     if source.dstl is not None:
         wkt, sizes = source.dstl
         if wkt not in cache.dstl:
-            cache.dstl[wkt] = read_dstl_labels(wkt, sizes, classes)
+            cache.dstl[wkt] = read_dstl_labels(wkt, sizes, classes, layers=settings.dstl_layers)
         table = cache.dstl[wkt]
         if source.name not in table.rows:
             return None, None
@@ -428,7 +453,7 @@ def load_dataset(
         if source.dstl is not None:
             wkt, sizes = source.dstl
             if wkt not in cache.dstl:
-                cache.dstl[wkt] = read_dstl_labels(wkt, sizes, classes)
+                cache.dstl[wkt] = read_dstl_labels(wkt, sizes, classes, layers=settings.dstl_layers)
             if source.name not in cache.dstl[wkt].rows:
                 skipped.append(source.name)
                 continue
@@ -450,6 +475,7 @@ def load_dataset(
         log.info(
             "%s: %d scene(s) without labels skipped: %s", root, len(skipped), ", ".join(skipped[:8])
         )
+    _warn_unmatched_dstl_ids(cache, {source.name for source in sources})
     for path, table in cache.vectors.items():
         if path not in cache.met and not table.is_empty:
             raise _no_overlap(path, table, [s.name for s in sources])
@@ -461,6 +487,21 @@ def load_dataset(
     _check_band_counts(scenes, {source.name: source.images for source in sources})
     _warn_unused_classes(scenes, classes, root)
     return scenes, classes
+
+
+def _warn_unmatched_dstl_ids(cache: _LabelCache, names: set[str]) -> None:
+    """DSTL labels naming images that have no raster: a warning, as users often hold only
+    part of the competition's images."""
+    for path, table in cache.dstl.items():
+        missing = sorted(image_id for image_id in table.rows if image_id not in names)
+        if missing:
+            shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
+            warnings.warn(
+                f"{path}: labels {len(missing)} image(s) with no raster in three_band/ or "
+                f"sixteen_band/, skipped: {shown}",
+                SpectrasegWarning,
+                stacklevel=3,
+            )
 
 
 def _check_band_counts(scenes: Sequence[Scene], files: dict[str, tuple[Path, ...]]) -> None:

@@ -47,6 +47,7 @@ from spectraseg.io.dstl import (
     read_wkt_csv,
     transform_geometry,
 )
+from spectraseg.io.dstl_geojson import read_geojson_rows
 from spectraseg.io.rasters import gdal_path, is_virtual
 from spectraseg.settings import Settings
 
@@ -71,6 +72,9 @@ class LabelSettings(Settings):
     # The classes.yaml to use instead of the data folder's (relative: to the data folder);
     # `spectraseg init` writes one beside its config, leaving the data folder untouched.
     classes_file: Path | None = None
+    dstl_layers: dict[str, int] | None = None
+    """DSTL `train_geojson_v3` layer -> ClassType; None: the competition's table
+    (`io/dstl_geojson.DSTL_LAYERS`)."""
 
 
 def _empty_geometries() -> Array:
@@ -599,15 +603,21 @@ def read_dstl_labels(
     wkt_csv: str | os.PathLike[str],
     grid_sizes_csv: str | os.PathLike[str],
     classes: ClassList,
+    *,
+    layers: dict[str, int] | None = None,
 ) -> DstlLabels:
-    """The DSTL label files (`train_wkt_v4.csv` and `grid_sizes.csv`).
+    """The DSTL label files: `train_wkt_v4.csv` (or the `train_geojson_v3` folder, whose layers
+    map to ClassTypes by `layers`) and `grid_sizes.csv`.
 
     ClassType numbers map to classes by id (or by declared `values`); the WKT of an image is
     only parsed when that image is loaded.
     """
     rows: dict[str, list[tuple[str, str]]] = {}
-    for row in read_wkt_csv(wkt_csv):
-        rows.setdefault(row.image_id, []).append((row.class_type, row.wkt))
+    if Path(wkt_csv).is_dir():
+        rows = read_geojson_rows(wkt_csv, layers)
+    else:
+        for row in read_wkt_csv(wkt_csv):
+            rows.setdefault(row.image_id, []).append((row.class_type, row.wkt))
     if rows:
         map_values(
             sorted({c for entries in rows.values() for c, _ in entries}),

@@ -63,8 +63,8 @@ class ModelCard(Settings):
     format_version: int = CARD_FORMAT_VERSION
     library_version: str = __version__
     model: str
-    """The model kind: a network of `models/registry.py` (unet, fc-densenet), random-forest or
-    index-threshold."""
+    """The model kind: a network of `models/registry.py` (unet, fc-densenet, resnet-unet),
+    random-forest or index-threshold."""
     model_settings: dict[str, Any] = Field(default_factory=dict)
     band_names: tuple[str, ...]
     """Raster bands the model takes, in its order; inputs are matched to them by name."""
@@ -81,9 +81,10 @@ class ModelCard(Settings):
     """The training patch side, and the smallest window prediction picks by itself."""
     size_multiple: int = Field(default=1, gt=0)
     """Valid input sizes are multiples of this (2**depth for a U-Net, 2**blocks for an
-    FC-DenseNet, 1 per pixel)."""
+    FC-DenseNet, 32 for a ResNet U-Net, 1 per pixel)."""
     centre_crop_px: int = Field(default=0, ge=0)
-    """Pixels at each window side whose output is not to be trusted (0: the whole window)."""
+    """Pixels at each window side whose output is not to be trusted (0: the whole window);
+    valid-region training (`train.centre_crop_px`) records its crop here."""
     per_pixel: bool = False
     """Random forests and index thresholds: no TTA, no overlap."""
     edge_margin_px: int | None = Field(default=None, ge=0)

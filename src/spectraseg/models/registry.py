@@ -17,6 +17,7 @@ from torch import nn
 
 from spectraseg.errors import ConfigError, did_you_mean
 from spectraseg.models.densenet import FCDenseNet, FCDenseNetSettings
+from spectraseg.models.resnet_unet import ENCODER_SIZE_MULTIPLE, ResNetUNet, ResNetUNetSettings
 from spectraseg.models.unet import UNet, UNetSettings
 from spectraseg.settings import Settings
 
@@ -50,10 +51,19 @@ def _build_fc_densenet(
     return FCDenseNet(in_channels, num_classes, **settings)
 
 
+def _build_resnet_unet(
+    in_channels: int, num_classes: int, settings: Mapping[str, Any]
+) -> nn.Module:
+    return ResNetUNet(in_channels, num_classes, **settings)
+
+
 MODELS: dict[str, ModelSpec] = {
     "unet": ModelSpec(UNetSettings, _build_unet, lambda s: 1 << s.depth),
     "fc-densenet": ModelSpec(
         FCDenseNetSettings, _build_fc_densenet, lambda s: 1 << len(s.blocks()[0])
+    ),
+    "resnet-unet": ModelSpec(
+        ResNetUNetSettings, _build_resnet_unet, lambda s: ENCODER_SIZE_MULTIPLE
     ),
 }
 

@@ -73,9 +73,15 @@ def _logging_to(path: Path) -> Iterator[None]:
     handler.setLevel(logging.INFO)
     logger = logging.getLogger("spectraseg")
     logger.addHandler(handler)
+    # As under the CLI (which passes INFO on even with -q), the file keeps the INFO record when
+    # Python callers left logging unconfigured (the root's WARNING would drop it).
+    previous = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
     try:
         yield
     finally:
+        logger.setLevel(previous)
         logger.removeHandler(handler)
         handler.close()
 

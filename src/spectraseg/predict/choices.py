@@ -53,6 +53,8 @@ class ModelFacts:
     """Validation Jaccard per number of D4 passes; None: not measured, so 8 passes."""
     per_pixel: bool = False
     """Random forests and index thresholds: no TTA, no overlap."""
+    centre_crop_px: int = 0
+    """Valid-region training's border: each window drops it unless the settings say otherwise."""
 
 
 class PredictRequest(Settings):
@@ -178,7 +180,8 @@ def choose_settings(
             settings, plan.pixel_passes / (height * width), "per-pixel model: no TTA, no overlap"
         )
 
-    crop = base.tiling.centre_crop_px
+    # A model trained on patch centres predicts its windows' centres: crop as in training.
+    crop = base.tiling.centre_crop_px or facts.centre_crop_px
     margin: int | None = None
     if request.overlap is None and facts.edge_margin_px is not None:
         margin = round_up(max(facts.edge_margin_px, crop), multiple)

@@ -64,6 +64,7 @@ def facts_from_card(card: ModelCard) -> ModelFacts:
         edge_margin_px=card.edge_margin_px,
         tta_jaccard=card.tta_jaccard,
         per_pixel=card.per_pixel,
+        centre_crop_px=card.centre_crop_px,
     )
 
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
+import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
@@ -26,6 +28,7 @@ from torch.utils.data import DataLoader, Subset
 
 from spectraseg.data.dataset import PatchDataset, ValidationSet
 from spectraseg.models.head import Head
+from spectraseg.models.pretrained import set_trainable
 from spectraseg.settings import Settings
 from spectraseg.train.checkpoint import Checkpoint, save_checkpoint
 from spectraseg.train.distributed import (
@@ -93,6 +96,11 @@ class TrainSettings(Settings):
     sync_batch_norm: bool = False
     """Distributed training: batch norm statistics over the global batch (SyncBatchNorm,
     GPUs) instead of each rank's share of it."""
+    centre_crop_px: int = Field(default=0, ge=0)
+    """Valid-region training: the model sees the whole `data.patch_size` patch, the loss and
+    the validation scores count only its centre without this many pixels at each side (the
+    DSTL 3rd place: 112 px in, 80 px scored, 16). The model card records it so prediction
+    drops the same border of each window by default."""
 
 
 def cpu_count() -> int:
@@ -228,6 +236,8 @@ def fit(
     progress: bool = False,
     on_epoch_end: EpochCallback | None = None,
     rank: Rank | None = None,
+    frozen: nn.Module | None = None,
+    frozen_epochs: int = 0,
 ) -> FitResult:
     """Train `model` in place and return the best weights and tuned thresholds.
 
@@ -248,6 +258,8 @@ def fit(
             split evenly over the ranks; rank 0 alone validates, writes to `run` and calls
             `on_epoch_end`, and its stop decisions hold for all. Other ranks' results carry
             only the epochs and why training stopped.
+        frozen: a part of `model` (a pretrained encoder) that does not train during the first
+            `frozen_epochs` epochs.
     """
     started = time.monotonic() if started is None else started
     deadline = started + settings.max_minutes * 60 if settings.max_minutes else None
@@ -298,6 +310,8 @@ def fit(
         train_loss = math.nan
         out_of_time = False
         if state.epoch < settings.epochs:
+            if frozen is not None:
+                set_trainable(frozen, state.epoch >= frozen_epochs)
             train.set_epoch(state.epoch)
             local_batch = settings.batch_size // world
             loader = DataLoader(
@@ -324,6 +338,7 @@ def fit(
                     channels_last=settings.channels_last,
                     on_step=on_step,
                     agree=(lambda late: agree(late, rank)) if rank is not None else None,
+                    crop_px=settings.centre_crop_px,
                 )
             train_loss, out_of_time = result.mean_loss, result.out_of_time
             state.step += result.steps
@@ -424,6 +439,7 @@ def _validate_and_write(
         device=device,
         size_multiple=size_multiple,
         channels_last=settings.channels_last,
+        crop_px=settings.centre_crop_px,
     )
     state.seconds = time.monotonic() - session_start
     score = evaluation.mean_jaccard
@@ -520,8 +536,51 @@ def _training_state(
         "thresholds": list(state.thresholds),
         "history": state.history,
         "plateau": plateau.state_dict(),
-        "torch_rng": torch.get_rng_state(),
+        **_rng_states(),
     }
+
+
+def _rng_states() -> dict[str, Any]:
+    """Every random generator a step may draw from, as tensors and lists (`weights_only` loads
+    them): torch's (dropout, DataLoader worker seeds), CUDA's on a GPU, and numpy's and Python's
+    global ones for code that uses them (patch drawing itself is seeded per item)."""
+    numpy_state = np.random.get_state(legacy=False)
+    python_state = random.getstate()
+    states: dict[str, Any] = {
+        "torch_rng": torch.get_rng_state(),
+        "numpy_rng": {
+            "keys": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+            "position": int(numpy_state["state"]["pos"]),
+            "has_gauss": int(numpy_state["has_gauss"]),
+            "gauss": float(numpy_state["gauss"]),
+        },
+        "python_rng": [python_state[0], list(python_state[1]), python_state[2]],
+    }
+    # Only a process that uses the GPU has CUDA generators worth saving (and asking would
+    # start CUDA in one that does not).
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+        states["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _restore_rng_states(saved: Mapping[str, Any]) -> None:
+    """Put back what `_rng_states` saved (older checkpoints hold only torch's)."""
+    torch.set_rng_state(saved["torch_rng"])
+    if "numpy_rng" in saved:
+        state = saved["numpy_rng"]
+        np.random.set_state(
+            {
+                "bit_generator": "MT19937",
+                "state": {"key": state["keys"].numpy().astype(np.uint32), "pos": state["position"]},
+                "has_gauss": state["has_gauss"],
+                "gauss": state["gauss"],
+            }
+        )
+    if "python_rng" in saved:
+        version, internal, gauss = saved["python_rng"]
+        random.setstate((version, tuple(internal), gauss))
+    if "cuda_rng" in saved and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])
 
 
 def _restore(
@@ -534,7 +593,7 @@ def _restore(
     if "best_weights" in saved:
         best_weights = dict(saved["best_weights"])
     plateau.load_state_dict(saved["plateau"])
-    torch.set_rng_state(saved["torch_rng"])
+    _restore_rng_states(saved)
     state = FitState(
         epoch=int(saved["epoch"]),
         step=int(saved["step"]),

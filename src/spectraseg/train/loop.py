@@ -25,6 +25,7 @@ from spectraseg.train.metrics import ClassCounts, ThresholdSweep
 __all__ = [
     "EpochResult",
     "Evaluation",
+    "centre",
     "evaluate",
     "evaluate_probabilities",
     "pad_to_multiple",
@@ -44,6 +45,19 @@ class EpochResult:
     out_of_time: bool
 
 
+def centre(tensor: torch.Tensor, crop_px: int) -> torch.Tensor:
+    """The last two axes without `crop_px` pixels at each side: the valid region of a patch.
+
+    Example:
+        >>> centre(torch.zeros(1, 112, 112), 16).shape
+        torch.Size([1, 80, 80])
+    """
+    if crop_px == 0:
+        return tensor
+    height, width = tensor.shape[-2:]
+    return tensor[..., crop_px : height - crop_px, crop_px : width - crop_px]
+
+
 def train_one_epoch(
     model: nn.Module,
     batches: Iterable[Batch],
@@ -58,6 +72,7 @@ def train_one_epoch(
     channels_last: bool = False,
     on_step: Callable[[float], None] | None = None,
     agree: Callable[[bool], bool] | None = None,
+    crop_px: int = 0,
 ) -> EpochResult:
     """One epoch of optimizer steps; stops early, after a whole step, once `deadline` passes.
 
@@ -70,6 +85,8 @@ def train_one_epoch(
         on_step: called with each step's loss, e.g. to move a progress bar.
         agree: turns this process's "out of time" into the verdict every process shares
             (distributed training: rank 0's clock), so all ranks stop after the same step.
+        crop_px: valid-region training: the loss counts only the patch without this many
+            pixels at each side, which the model sees as context (`centre`).
     """
     model.train()
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -82,7 +99,8 @@ def train_one_epoch(
         mask = mask.to(device, non_blocking=True)
         ignore = ignore.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(image), mask, ignore)
+        logits = model(image)
+        loss = loss_fn(centre(logits, crop_px), centre(mask, crop_px), centre(ignore, crop_px))
         loss.backward()  # type: ignore[no-untyped-call]  # torch leaves backward unannotated
         if clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
@@ -146,11 +164,13 @@ def evaluate(
     device: torch.device,
     size_multiple: int,
     channels_last: bool = False,
+    crop_px: int = 0,
 ) -> Evaluation:
     """Score every validation window; counts are accumulated over all windows, not averaged.
 
     Windows are predicted one at a time (they may differ in size), padded to `size_multiple`
-    and cropped back, so every pixel of the validation area counts exactly once.
+    and cropped back, so every pixel of the validation area counts exactly once; with
+    valid-region training (`crop_px`) only each window's centre counts, as in training.
     """
     model.eval()
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -162,8 +182,14 @@ def evaluate(
         batch = pad_to_multiple(torch.from_numpy(image)[None], size_multiple)
         batch = batch.to(device, memory_format=memory_format)
         logits = model(batch)[..., :height, :width].float()
-        target = torch.from_numpy(mask)[None].to(device)
-        ignore_tensor = torch.from_numpy(ignore)[None].to(device)
+        if crop_px and min(height, width) > 2 * crop_px:
+            logits = centre(logits, crop_px)
+            mask, ignore = (
+                mask[:, crop_px:-crop_px, crop_px:-crop_px],
+                ignore[crop_px:-crop_px, crop_px:-crop_px],
+            )
+        target = torch.from_numpy(np.ascontiguousarray(mask))[None].to(device)
+        ignore_tensor = torch.from_numpy(np.ascontiguousarray(ignore))[None].to(device)
         valid_pixels = int(np.count_nonzero(~ignore))
         if valid_pixels:
             loss = float(loss_fn(logits, target, ignore_tensor).item())

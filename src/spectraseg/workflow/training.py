@@ -14,6 +14,7 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,9 +31,13 @@ from spectraseg.data.scene import Scene
 from spectraseg.data.split import held_out_areas, split_record
 from spectraseg.errors import CheckpointError, ConfigError
 from spectraseg.io.lock import folder_lock
+from spectraseg.io.state_dict import read_state_dict
 from spectraseg.models.card import PER_PIXEL_MODELS, CardClass, ModelCard, Normalization
 from spectraseg.models.head import Head
+from spectraseg.models.pretrained import EncoderSettings, load_encoder_weights
 from spectraseg.models.registry import build_model, model_names
+from spectraseg.models.resnet import ResNetEncoder
+from spectraseg.models.transfer import transfer_weights
 from spectraseg.settings import Settings
 from spectraseg.train.checkpoint import (
     Checkpoint,
@@ -98,6 +103,7 @@ def _checkpoint_template(
         thresholds=tuple(0.5 for _ in classes.classes),
         patch_px=data.patch_size,
         size_multiple=size_multiple,
+        centre_crop_px=config.train.centre_crop_px if size_multiple > 1 else 0,
         per_pixel=config.model.name in PER_PIXEL_MODELS,
     )
     if card.in_channels != in_channels:
@@ -125,16 +131,25 @@ def train_model(
     progress: bool = False,
     on_epoch_end: EpochCallback | None = None,
     rank: Rank | None = None,
+    init_from: str | os.PathLike[str] | None = None,
+    adapt_bands: bool = False,
 ) -> FitResult:
     """Train the configured model on a data folder and fill a run folder.
 
     Args:
-        resume: continue from `out_dir/last.pt` (networks only); `config` should be the run's own
-            (`out_dir/config.yaml`), with only epochs or the time budget changed.
+        resume: continue from `out_dir/last.pt`; `config` should be the run's own
+            (`out_dir/config.yaml`), with only epochs or the time budget changed. A run stopped
+            before its first epoch ended (a `config.yaml`, no `last.pt`) and a baseline (which
+            trains in one go, deterministically) train again in place.
         overwrite: start over in a non-empty `out_dir`.
         on_epoch_end: see `fit` (networks only; a baseline trains in one go).
         rank: this process's place in distributed training, its process group set up
             (`workflow/launch.py`, or torchrun); rank 0 alone touches the run folder.
+        init_from: a checkpoint (or run folder) of the same architecture to start from
+            (`models/transfer.py`): matching layers are loaded, a changed class list gets a
+            fresh head.
+        adapt_bands: with `init_from`, accept other bands than the checkpoint's, adapting its
+            first convolution; without it other bands are an error.
 
     Raises:
         OutputExistsError: `out_dir` is not empty and neither `resume` nor `overwrite` is set.
@@ -143,10 +158,26 @@ def train_model(
     started = time.monotonic()
     run = RunFolder(Path(out_dir))
     if resume and config.model.name not in model_names():
+        # A baseline trains in one go and is deterministic with its seed: training it again
+        # in place ends where an uninterrupted run would.
+        log.info("--resume: a %s trains in one go; training it again", config.model.name)
+        resume, overwrite = False, True
+    if init_from is not None and resume:
         raise ConfigError(
-            f"--resume continues a network; a {config.model.name} trains in one go. "
-            "Drop --resume (and pass --overwrite) to train it again."
+            "--init-from starts a new run from a checkpoint and --resume continues one; "
+            "give only one."
         )
+    if init_from is not None and config.model.name not in model_names():
+        raise ConfigError(
+            f"--init-from starts a network; a {config.model.name} trains in one go. "
+            "Drop --init-from."
+        )
+    start = _Start(Path(init_from), adapt_bands) if init_from is not None else None
+    if resume and not run.last.is_file() and run.config.is_file():
+        # Stopped (even by SIGKILL) before its first epoch ended: nothing to continue, so the
+        # run starts again in place, which ends exactly where an uninterrupted run would.
+        log.warning("%s: no epoch finished before the run stopped; starting it again", run.path)
+        resume, overwrite = False, True
     if rank is not None and config.model.name not in model_names():
         raise ConfigError(
             f"distributed training (--devices, torchrun) is for a network; a "
@@ -164,6 +195,7 @@ def train_model(
             progress=False,
             on_epoch_end=None,
             rank=rank,
+            start=start,
         )
     if resume and not run.last.is_file():
         run.prepare(resume=resume, overwrite=overwrite)  # refuses without creating the folder
@@ -180,6 +212,7 @@ def train_model(
             progress=progress,
             on_epoch_end=on_epoch_end,
             rank=rank,
+            start=start,
         )
 
 
@@ -194,6 +227,7 @@ def _train_locked(
     progress: bool,
     on_epoch_end: EpochCallback | None,
     rank: Rank | None,
+    start: _Start | None,
 ) -> FitResult:
     try:
         with run.logging_to_file():
@@ -207,6 +241,7 @@ def _train_locked(
                 progress=progress,
                 on_epoch_end=on_epoch_end,
                 rank=rank,
+                start=start,
             )
     except BaseException:  # any failure before the first checkpoint leaves nothing to resume
         if not resume:
@@ -224,6 +259,7 @@ def _train(
     started: float,
     progress: bool,
     on_epoch_end: EpochCallback | None,
+    start: _Start | None,
     rank: Rank | None = None,
 ) -> FitResult:
     main = rank is None or rank.is_main
@@ -264,6 +300,7 @@ def _train(
             progress=progress,
             on_epoch_end=on_epoch_end,
             rank=rank,
+            start=start,
         )
     return _train_baseline(config, scenes, classes, run)
 
@@ -280,6 +317,7 @@ def _train_network(
     progress: bool,
     on_epoch_end: EpochCallback | None,
     rank: Rank | None,
+    start: _Start | None,
 ) -> FitResult:
     settings = config.model.chosen()
     head: Head = getattr(settings, "head", "sigmoid")
@@ -290,6 +328,9 @@ def _train_network(
     torch.manual_seed(config.train.seed)
     in_channels = scenes[0].num_bands
     model = build_model(config.model.name, in_channels, len(classes.classes), settings)
+    encoder = _pretrained_encoder(model, config, scenes[0].band_names, fresh=saved is None)
+    if start is not None:
+        _start_from(model, start, config, scenes[0].band_names, classes.names)
     size_multiple = int(getattr(model, "size_multiple", 1))
     stats = BandStats.from_dict(saved.card.normalization.stats) if saved is not None else None
     data = prepare_training_data(
@@ -337,10 +378,87 @@ def _train_network(
         progress=progress,
         on_epoch_end=on_epoch_end,
         rank=rank,
+        frozen=encoder,
+        frozen_epochs=config.model.encoder.freeze_epochs,
     )
     if main:
         _record_prediction_cost(model, result, data, run, head=head, multiple=size_multiple)
     return result
+
+
+@dataclass(frozen=True)
+class _Start:
+    """`--init-from CKPT [--adapt-bands]`: the checkpoint a new run starts from."""
+
+    checkpoint: Path
+    adapt_bands: bool
+
+
+def _start_from(
+    model: torch.nn.Module,
+    start: _Start,
+    config: Config,
+    channels: Sequence[str],
+    class_names: Sequence[str],
+) -> None:
+    """Load the matching layers of `start.checkpoint` into `model` (`models/transfer.py`).
+
+    Raises:
+        ConfigError: the checkpoint is another architecture, or has other bands without
+            `--adapt-bands`.
+    """
+    source = load_checkpoint(start.checkpoint)
+    card = source.card
+    where = f"--init-from {start.checkpoint}"
+    if card.model != config.model.name:
+        raise ConfigError(
+            f"{where}: a {card.model} checkpoint cannot start a {config.model.name}; set "
+            f"model.name={card.model} or start from a {config.model.name} checkpoint."
+        )
+    if tuple(card.channel_names) != tuple(channels) and not start.adapt_bands:
+        raise ConfigError(
+            f"{where}: the checkpoint was trained on {', '.join(card.channel_names)} but the "
+            f"data has {', '.join(channels)}; pass --adapt-bands to copy the filters of the "
+            "bands both have and start the others from their mean."
+        )
+    same_classes = tuple(card.class_names) == tuple(class_names)
+    transfer = transfer_weights(
+        model,
+        source.weights,
+        source_channels=card.channel_names,
+        channels=channels,
+        same_classes=same_classes,
+    )
+    model.load_state_dict(transfer.weights, strict=False)
+    log.info(
+        "started from %s: %d tensors loaded, %d fresh%s",
+        start.checkpoint,
+        len(transfer.weights),
+        len(transfer.fresh),
+        "" if same_classes else " (new classes: fresh head)",
+    )
+
+
+def _pretrained_encoder(
+    model: torch.nn.Module, config: Config, channel_names: Sequence[str], *, fresh: bool
+) -> torch.nn.Module | None:
+    """The model's ResNet encoder, filled from `model.encoder.weights` on a fresh start (a
+    resumed run has its own weights); None for models without one (`model.encoder` ignored)."""
+    settings = config.model.encoder
+    encoder = getattr(model, "encoder", None)
+    if not isinstance(encoder, ResNetEncoder):
+        if settings != EncoderSettings():
+            log.warning(
+                "model.encoder is ignored: model %s has no pretrainable encoder", config.model.name
+            )
+        return None
+    if fresh and settings.weights is not None:
+        state = read_state_dict(settings.weights)
+        load_encoder_weights(
+            encoder, state, channel_names=channel_names, source=str(settings.weights)
+        )
+        log.info("encoder weights from %s", settings.weights)
+    return encoder
 
 
 def _record_prediction_cost(

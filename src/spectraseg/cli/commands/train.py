@@ -61,6 +61,19 @@ def add_parser(subparsers: Any) -> None:
         "processes with cores/N threads each); train.batch_size is the global batch. Under "
         "torchrun, the ranks come from torchrun instead",
     )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="CKPT",
+        help="start from a trained checkpoint or run folder of the same architecture: matching "
+        "layers are loaded, a changed class list gets a fresh head",
+    )
+    parser.add_argument(
+        "--adapt-bands",
+        action="store_true",
+        help="with --init-from: accept other bands, copying the filters of shared bands by name "
+        "and starting the others from their mean",
+    )
 
 
 def resolved_config(args: argparse.Namespace) -> Config:
@@ -89,6 +102,8 @@ def _data_dir(args: argparse.Namespace, config: Config) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.adapt_bands and args.init_from is None:
+        raise ConfigError("--adapt-bands adapts the checkpoint of --init-from CKPT; give one.")
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs {args.epochs}: train for at least 1 epoch.")
     if args.max_minutes is not None and args.max_minutes <= 0:
@@ -120,10 +135,14 @@ def run(args: argparse.Namespace) -> int:
                 device=device,
                 progress=not args.quiet and rank.is_main,
                 rank=rank,
+                init_from=args.init_from,
+                adapt_bands=args.adapt_bands,
             )
         if not rank.is_main:
             return 0
     elif args.devices is not None and args.devices > 1:
+        if args.init_from is not None:
+            raise ConfigError("--init-from with --devices: not supported yet; use torchrun.")
         result = train_on_devices(
             config,
             devices=args.devices,
@@ -143,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             device=device,
             progress=not args.quiet,
+            init_from=args.init_from,
+            adapt_bands=args.adapt_bands,
         )
     if config.run.report:
         _write_report(args.out, data_dir, device)
