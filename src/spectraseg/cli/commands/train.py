@@ -114,6 +114,15 @@ def run(args: argparse.Namespace) -> int:
     if args.per_class:
         return _train_per_class(args, config, data_dir, device)
     rank = Rank.from_environment()
+    # What every single-run path passes to train_model (the run folder and where to start).
+    run: dict[str, Any] = {
+        "data_dir": data_dir,
+        "out_dir": args.out,
+        "resume": args.resume,
+        "overwrite": args.overwrite,
+        "init_from": args.init_from,
+        "adapt_bands": args.adapt_bands,
+    }
     if args.devices is not None and args.devices < 1:
         raise ConfigError(f"--devices {args.devices}: give at least 1.")
     if rank is not None and rank.world_size > 1:
@@ -127,16 +136,7 @@ def run(args: argparse.Namespace) -> int:
         device = rank.device(device.type)
         with process_group(rank, device):
             result = train_model(
-                config,
-                data_dir=data_dir,
-                out_dir=args.out,
-                resume=args.resume,
-                overwrite=args.overwrite,
-                device=device,
-                progress=not args.quiet and rank.is_main,
-                rank=rank,
-                init_from=args.init_from,
-                adapt_bands=args.adapt_bands,
+                config, device=device, progress=not args.quiet and rank.is_main, rank=rank, **run
             )
         if not rank.is_main:
             return 0
@@ -154,17 +154,7 @@ def run(args: argparse.Namespace) -> int:
             log_level=logging.WARNING if args.quiet else logging.INFO,
         )
     else:
-        result = train_model(
-            config,
-            data_dir=data_dir,
-            out_dir=args.out,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            device=device,
-            progress=not args.quiet,
-            init_from=args.init_from,
-            adapt_bands=args.adapt_bands,
-        )
+        result = train_model(config, device=device, progress=not args.quiet, **run)
     if config.run.report:
         _write_report(args.out, data_dir, device)
     log.info(
