@@ -38,6 +38,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -49,6 +50,7 @@ from spectraseg.data.delivery import (
     top_vector_files,
 )
 from spectraseg.data.indices import IndexSettings, add_indices
+from spectraseg.data.lazy_scene import LazyScene, StackSpec, WindowLabels
 from spectraseg.data.rasterize import LabelRasterizer, rasterize_geometries
 from spectraseg.data.scene import Scene
 from spectraseg.errors import BandError, ConfigError, DataError, LabelError, SpectrasegWarning
@@ -65,10 +67,11 @@ from spectraseg.io.labels import (
     read_dstl_labels,
     read_vector_labels,
 )
-from spectraseg.io.masks import read_mask
 from spectraseg.io.rasters import RASTER_SUFFIXES, list_raster_files, open_stack
 
 log = logging.getLogger(__name__)
+
+SceneT = TypeVar("SceneT", Scene, LazyScene)
 
 CLASSES_FILE = "classes.yaml"
 DSTL_WKT = "train_wkt_v4.csv"
@@ -378,6 +381,21 @@ def _scene_labels(
     cache: _LabelCache,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(mask, ignore) of a scene, or (None, None) for a DSTL image the CSV does not label."""
+    labels = _scene_label_reader(source, classes, grid, settings, cache)
+    if labels is None:
+        return None, None
+    return labels.read()
+
+
+def _scene_label_reader(
+    source: SceneSource,
+    classes: ClassList,
+    grid: Grid,
+    settings: LabelSettings,
+    cache: _LabelCache,
+) -> WindowLabels | None:
+    """A scene's labels, ready to be read for any window; None when it has none (a DSTL image
+    the CSV does not label, shared labels meeting no pixel of a delivered scene)."""
     vector: VectorLabels | None = None
     if source.dstl is not None:
         wkt, sizes = source.dstl
@@ -385,7 +403,7 @@ def _scene_labels(
             cache.dstl[wkt] = read_dstl_labels(wkt, sizes, classes, layers=settings.dstl_layers)
         table = cache.dstl[wkt]
         if source.name not in table.rows:
-            return None, None
+            return None
         vector = table.for_image(source.name, grid)
         cache.met.add(wkt)
     elif source.labels is not None:
@@ -400,7 +418,7 @@ def _scene_labels(
         elif not source.shared_labels and not whole.is_empty:
             raise _no_overlap(source.labels, whole, [source.name])
         elif source.labels_where_met:
-            return None, None
+            return None
     if vector is not None:
         rasterizer = LabelRasterizer.from_shapes(
             vector.geometries,
@@ -409,9 +427,11 @@ def _scene_labels(
             ignore_geometries=vector.ignore_geometries,
             all_touched=settings.all_touched,
         )
-        return rasterizer.rasterize(grid)
+        return WindowLabels(grid=grid, rasterizer=rasterizer)
     assert source.mask is not None
-    return read_mask(source.mask, classes, grid, encoding=settings.mask_encoding)
+    return WindowLabels(
+        grid=grid, mask_file=source.mask, classes=classes, encoding=settings.mask_encoding
+    )
 
 
 def _no_overlap(path: Path, labels: VectorLabels, scenes: Sequence[str]) -> LabelError:
@@ -438,11 +458,7 @@ def load_dataset(
     a note. A label file serving several scenes must meet at least one of them.
     """
     root = Path(data_dir)
-    settings = labels or LabelSettings()
-    sources = find_scenes(root, settings)
-    classes = data_classes(root, sources, settings)
-    if settings.labelled_area is not None and not settings.labelled_area.is_absolute():
-        settings = settings.model_copy(update={"labelled_area": root / settings.labelled_area})
+    sources, classes, settings = _dataset_sources(root, labels)
     cache = _LabelCache()
     scenes: list[Scene] = []
     skipped: list[str] = []
@@ -471,6 +487,32 @@ def load_dataset(
             skipped.append(source.name)
             continue
         scenes.append(scene)
+    _check_found(root, sources, scenes, skipped, cache)
+    _warn_unused_classes(scenes, classes, root)
+    return scenes, classes
+
+
+def _dataset_sources(
+    root: Path, labels: LabelSettings | None
+) -> tuple[list[SceneSource], ClassList, LabelSettings]:
+    """The scenes of a data folder, its classes, and the label settings with paths resolved."""
+    settings = labels or LabelSettings()
+    sources = find_scenes(root, settings)
+    classes = data_classes(root, sources, settings)
+    if settings.labelled_area is not None and not settings.labelled_area.is_absolute():
+        settings = settings.model_copy(update={"labelled_area": root / settings.labelled_area})
+    return sources, classes, settings
+
+
+def _check_found(
+    root: Path,
+    sources: Sequence[SceneSource],
+    scenes: Sequence[Scene | LazyScene],
+    skipped: Sequence[str],
+    cache: _LabelCache,
+) -> None:
+    """Log the skipped scenes; raise when a label file met no scene, no scene has labels, or
+    the scenes' band counts differ."""
     if skipped:
         log.info(
             "%s: %d scene(s) without labels skipped: %s", root, len(skipped), ", ".join(skipped[:8])
@@ -485,8 +527,121 @@ def load_dataset(
             f"masks/<scene>.tif, labels.gpkg or (DSTL) {DSTL_WKT} rows for them."
         )
     _check_band_counts(scenes, {source.name: source.images for source in sources})
-    _warn_unused_classes(scenes, classes, root)
+
+
+def labelled_scene_shapes(
+    data_dir: str | os.PathLike[str],
+    *,
+    labels: LabelSettings | None = None,
+    band_names: Sequence[str] | None = None,
+    resolution: float | None = None,
+) -> tuple[list[tuple[int, int]], int, int]:
+    """(H, W) of every scene with a label source, their raw band count and the class count,
+    from the file headers alone: what choosing between in-memory and streamed training needs.
+    """
+    root = Path(data_dir)
+    sources, classes, _ = _dataset_sources(root, labels)
+    shapes: list[tuple[int, int]] = []
+    bands = 0
+    for source in sources:
+        if not source.has_labels:
+            continue
+        with open_stack(
+            source.images,
+            band_names=band_names,
+            resolution=resolution,
+            sensor=source.sensor,
+            reference=source.reference,
+        ) as stack:
+            shapes.append(stack.shape)
+            bands = max(bands, stack.count)
+    return shapes, bands, len(classes.classes)
+
+
+def open_lazy_dataset(
+    data_dir: str | os.PathLike[str],
+    *,
+    indices: Sequence[str] | IndexSettings = (),
+    labels: LabelSettings | None = None,
+    band_names: Sequence[str] | None = None,
+    resolution: float | None = None,
+    coregister: bool = False,
+) -> tuple[list[LazyScene], ClassList]:
+    """`load_dataset` without reading a pixel: every labelled scene as a `LazyScene`.
+
+    Opening costs the label files (read once, as for `load_dataset`) and each scene's file
+    headers; pixels and masks are read later, window by window. Unlike `load_dataset` it does
+    not warn about classes without pixels (that needs every mask); streamed training does,
+    once its pass over the training scenes has counted them.
+    """
+    root = Path(data_dir)
+    sources, classes, settings = _dataset_sources(root, labels)
+    index_settings = (
+        indices if isinstance(indices, IndexSettings) else IndexSettings(names=tuple(indices))
+    )
+    cache = _LabelCache()
+    scenes: list[LazyScene] = []
+    skipped: list[str] = []
+    for source in sources:
+        spec = StackSpec(
+            images=source.images,
+            band_names=tuple(band_names) if band_names is not None else None,
+            resolution=resolution,
+            sensor=source.sensor,
+            reference=source.reference,
+            shifts_px=(
+                estimate_stack_shifts(source.images, reference=source.reference)
+                if coregister and len(source.images) > 1 and source.has_labels
+                else None
+            ),
+        )
+        scene = _lazy_scene(source, spec, classes, cache, index_settings, settings)
+        if scene is None:
+            skipped.append(source.name)
+            continue
+        scenes.append(scene)
+    _check_found(root, sources, scenes, skipped, cache)
     return scenes, classes
+
+
+def _lazy_scene(
+    source: SceneSource,
+    spec: StackSpec,
+    classes: ClassList,
+    cache: _LabelCache,
+    indices: IndexSettings,
+    settings: LabelSettings,
+) -> LazyScene | None:
+    """One scene opened lazily, or None when it has no labels."""
+    if not source.has_labels:
+        return None
+    with spec.open() as stack:
+        grid = stack.grid
+        raw_names = stack.band_names
+    # The index names (and the check that their bands exist) from a one-pixel image.
+    _, names, _ = add_indices(
+        np.zeros((len(raw_names), 1, 1), dtype=np.float32),
+        raw_names,
+        np.ones((1, 1), dtype=bool),
+        indices.names,
+        custom=indices.custom,
+        source=source.name,
+    )
+    reader = _scene_label_reader(source, classes, grid, settings, cache)
+    if reader is None:
+        return None
+    if settings.labelled_area is not None:
+        area = read_area(settings.labelled_area).on_grid(grid, scene=source.name)
+        reader = replace(reader, area=area.geometries)
+    return LazyScene(
+        name=source.name,
+        stack=spec,
+        indices=indices,
+        band_names=names,
+        grid=grid,
+        labels=reader,
+        class_names=classes.names,
+    )
 
 
 def _warn_unmatched_dstl_ids(cache: _LabelCache, names: set[str]) -> None:
@@ -504,7 +659,9 @@ def _warn_unmatched_dstl_ids(cache: _LabelCache, names: set[str]) -> None:
             )
 
 
-def _check_band_counts(scenes: Sequence[Scene], files: dict[str, tuple[Path, ...]]) -> None:
+def _check_band_counts(
+    scenes: Sequence[Scene | LazyScene], files: dict[str, tuple[Path, ...]]
+) -> None:
     """Every scene must have the first one's number of bands; the odd one's files are named."""
     first = scenes[0]
     for scene in scenes[1:]:
@@ -533,8 +690,8 @@ def _warn_unused_classes(scenes: Sequence[Scene], classes: ClassList, root: Path
 
 
 def select_classes(
-    scenes: Sequence[Scene], classes: ClassList, names: Sequence[str]
-) -> tuple[list[Scene], ClassList]:
+    scenes: Sequence[SceneT], classes: ClassList, names: Sequence[str]
+) -> tuple[list[SceneT], ClassList]:
     """The scenes and class list reduced to the classes `names`, in that order.
 
     Pixels of the dropped classes become background, which is what a one-vs-rest model (one of
@@ -550,10 +707,4 @@ def select_classes(
     if len(set(positions)) != len(positions):
         raise ConfigError(f"data.classes: {list(names)} names a class twice.")
     subset = classes.model_copy(update={"classes": tuple(classes.classes[p] for p in positions)})
-    selected = [
-        scene
-        if scene.mask is None
-        else scene.with_labels(scene.mask[positions], scene.ignore, subset.names)
-        for scene in scenes
-    ]
-    return selected, subset
+    return [scene.keep_classes(tuple(positions), subset.names) for scene in scenes], subset

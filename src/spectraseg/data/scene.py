@@ -63,5 +63,12 @@ class Scene:
     ) -> Scene:
         return replace(self, mask=mask, ignore=ignore, class_names=class_names)
 
+    def keep_classes(self, positions: tuple[int, ...], class_names: tuple[str, ...]) -> Scene:
+        """The scene with only the classes at `positions` (the others become background);
+        a scene without labels is returned as it is."""
+        if self.mask is None:
+            return self
+        return self.with_labels(self.mask[list(positions)], self.ignore, class_names)
+
     def with_image(self, image: np.ndarray, band_names: tuple[str, ...]) -> Scene:
         return replace(self, image=image, band_names=band_names)

@@ -40,6 +40,12 @@ class DataSettings(Settings):
     """Scenes of several files (sensors): estimate each file's sub-pixel shift against the
     reference file by phase correlation, log it, and read the files with it undone."""
     split: SplitSettings = SplitSettings()
+    streaming: Literal["auto", "always", "never"] = "auto"
+    """Networks' training scenes in memory (never), read window by window from the files
+    (always), or in memory when they fit `memory_budget_gb` (auto); the choice is logged."""
+    memory_budget_gb: float | None = Field(default=None, gt=0.0)
+    """Memory the in-memory path may take before auto streams; default half of what the
+    machine has available at the start."""
 
     @field_validator("indices", mode="before")
     @classmethod

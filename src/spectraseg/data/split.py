@@ -13,8 +13,9 @@ metric of every epoch is computed on exactly the same pixels. Everything here is
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -31,6 +32,7 @@ __all__ = [
     "held_out_areas",
     "held_out_from_record",
     "largest_patch_size",
+    "split_by_shapes",
     "split_record",
     "split_scenes",
 ]
@@ -67,37 +69,6 @@ class ValidationWindow(NamedTuple):
     def slices(self) -> tuple[slice, slice]:
         """Row and column slices of the window in its scene's arrays."""
         return (slice(self.row, self.row + self.height), slice(self.col, self.col + self.width))
-
-
-@dataclass(frozen=True, eq=False)
-class Split:
-    """The outcome of a split.
-
-    Attributes:
-        train_scenes: numbers of the scenes training patches are drawn from.
-        regions: for each of `train_scenes`, an (H, W) bool mask of where training patches may
-            lie, or None for the whole scene.
-        windows: the fixed validation windows.
-        mode: "scenes" or "blocks".
-    """
-
-    train_scenes: tuple[int, ...]
-    regions: tuple[np.ndarray | None, ...]
-    windows: tuple[ValidationWindow, ...]
-    mode: Literal["scenes", "blocks"]
-
-    def describe(self, names: Sequence[str]) -> str:
-        """One line for the log."""
-        validation = sorted({names[w.scene] for w in self.windows})
-        if self.mode == "scenes":
-            return (
-                f"split by scene: train on {', '.join(names[s] for s in self.train_scenes)}; "
-                f"validate on {', '.join(validation)} ({len(self.windows)} windows)"
-            )
-        return (
-            f"split by spatial blocks ({len(names)} scene(s)): "
-            f"{len(self.windows)} validation windows, a gap before training patches"
-        )
 
 
 def _gap(patch_size: int, settings: SplitSettings) -> int:
@@ -179,6 +150,70 @@ class HeldOutArea:
         inside = np.zeros(shape, dtype=bool)
         inside[slice(*self.rows), slice(*self.cols)] = True
         return inside
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """The outcome of a split.
+
+    Attributes:
+        train_scenes: numbers of the scenes training patches are drawn from.
+        windows: the fixed validation windows.
+        mode: "scenes" or "blocks".
+        shapes: (H, W) of every scene.
+        held_out: the validation area of each scene that has one.
+        gap_px: pixels kept free of training patches around each held-out block.
+    """
+
+    train_scenes: tuple[int, ...]
+    windows: tuple[ValidationWindow, ...]
+    mode: Literal["scenes", "blocks"]
+    shapes: tuple[tuple[int, int], ...]
+    held_out: tuple[HeldOutArea, ...]
+    gap_px: int
+
+    def excluded(self, scene: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """(rows, cols) no training patch of training scene `scene` may touch (its held-out
+        block and the gap, clipped at 0), or None when patches may lie anywhere in it.
+
+        Streamed training uses this rectangle instead of `regions`, which costs a bool per
+        pixel.
+        """
+        if self.mode == "scenes":
+            return None
+        area = next(a for a in self.held_out if a.scene == scene)
+        gap = self.gap_px
+        rows = (max(0, area.rows[0] - gap), area.rows[1] + gap)
+        cols = (max(0, area.cols[0] - gap), area.cols[1] + gap)
+        return rows, cols
+
+    @cached_property
+    def regions(self) -> tuple[np.ndarray | None, ...]:
+        """For each of `train_scenes`, an (H, W) bool mask of where training patches may lie,
+        or None for the whole scene."""
+        masks: list[np.ndarray | None] = []
+        for scene in self.train_scenes:
+            cut = self.excluded(scene)
+            if cut is None:
+                masks.append(None)
+                continue
+            region = np.ones(self.shapes[scene], dtype=bool)
+            region[slice(*cut[0]), slice(*cut[1])] = False
+            masks.append(region)
+        return tuple(masks)
+
+    def describe(self, names: Sequence[str]) -> str:
+        """One line for the log."""
+        validation = sorted({names[w.scene] for w in self.windows})
+        if self.mode == "scenes":
+            return (
+                f"split by scene: train on {', '.join(names[s] for s in self.train_scenes)}; "
+                f"validate on {', '.join(validation)} ({len(self.windows)} windows)"
+            )
+        return (
+            f"split by spatial blocks ({len(names)} scene(s)): "
+            f"{len(self.windows)} validation windows, a gap before training patches"
+        )
 
 
 def _held_out(
@@ -284,28 +319,40 @@ def split_scenes(
     Raises:
         DataError: when the validation area has no usable pixel.
     """
+    return split_by_shapes(
+        names,
+        [u.shape for u in usable],
+        lambda w: bool(usable[w.scene][w.slices].any()),
+        patch_size=patch_size,
+        settings=settings,
+        seed=seed,
+    )
+
+
+def split_by_shapes(
+    names: Sequence[str],
+    shapes: Sequence[tuple[int, int]],
+    has_usable: Callable[[ValidationWindow], bool],
+    *,
+    patch_size: int,
+    settings: SplitSettings,
+    seed: int,
+) -> Split:
+    """`split_scenes` for scenes known by their shapes; `has_usable(window)` says whether a
+    validation window holds a usable pixel (streamed training reads the window to tell).
+    """
     rng = np.random.default_rng(seed)
     window_px = settings.window_px or patch_size
-    mode, areas = _held_out(names, [u.shape for u in usable], settings, rng)
+    mode, areas = _held_out(names, shapes, settings, rng)
     windows: list[ValidationWindow] = []
     for area in areas:
         windows += _tile(area.scene, area.rows, area.cols, window_px)
     if mode == "scenes":
         held_out = {area.scene for area in areas}
         train = tuple(s for s in range(len(names)) if s not in held_out)
-        regions: tuple[np.ndarray | None, ...] = tuple(None for _ in train)
     else:
         train = tuple(range(len(names)))
-        gap = _gap(patch_size, settings)
-        block_regions = []
-        for area in areas:
-            region = np.ones(usable[area.scene].shape, dtype=bool)
-            rows = slice(max(0, area.rows[0] - gap), area.rows[1] + gap)
-            cols = slice(max(0, area.cols[0] - gap), area.cols[1] + gap)
-            region[rows, cols] = False
-            block_regions.append(region)
-        regions = tuple(block_regions)
-    windows = [w for w in windows if usable[w.scene][w.slices].any()]
+    windows = [w for w in windows if has_usable(w)]
     if not windows:
         raise DataError(
             "the validation area has no valid, labelled pixel. Choose other "
@@ -314,4 +361,11 @@ def split_scenes(
     if len(windows) > settings.max_windows:
         keep = np.sort(rng.choice(len(windows), settings.max_windows, replace=False))
         windows = [windows[int(i)] for i in keep]
-    return Split(train, regions, tuple(windows), mode)
+    return Split(
+        train_scenes=train,
+        windows=tuple(windows),
+        mode=mode,
+        shapes=tuple((int(h), int(w)) for h, w in shapes),
+        held_out=tuple(areas),
+        gap_px=_gap(patch_size, settings),
+    )

@@ -23,12 +23,20 @@ import torch
 
 from spectraseg.classes import ClassList
 from spectraseg.config import Config
-from spectraseg.data.catalog import load_dataset, select_classes
+from spectraseg.data.catalog import (
+    labelled_scene_shapes,
+    load_dataset,
+    open_lazy_dataset,
+    select_classes,
+)
 from spectraseg.data.dataset import TrainingData, prepare_training_data
 from spectraseg.data.indices import IndexSettings
+from spectraseg.data.lazy_scene import LazyScene
 from spectraseg.data.normalize import BandStats
 from spectraseg.data.scene import Scene
 from spectraseg.data.split import held_out_areas, split_record
+from spectraseg.data.streamed import prepare_streamed_training_data
+from spectraseg.data.streaming import choose_streaming, in_memory_bytes, memory_budget_bytes
 from spectraseg.errors import CheckpointError, ConfigError
 from spectraseg.io.lock import folder_lock
 from spectraseg.io.state_dict import read_state_dict
@@ -69,7 +77,7 @@ log = logging.getLogger(__name__)
 
 def _checkpoint_template(
     config: Config,
-    scenes: Sequence[Scene],
+    scenes: Sequence[Scene | LazyScene],
     classes: ClassList,
     data: TrainingData,
     *,
@@ -274,21 +282,29 @@ def _train(
     )
     if not resume and main:
         run.write_config(config.to_yaml())
-    scenes, classes = load_dataset(
-        data_dir,
-        indices=config.data.indices,
-        labels=config.data.labels,
-        band_names=config.data.bands or None,
-        resolution=config.data.resolution,
-        coregister=config.data.coregister,
-    )
-    if config.data.classes:
-        scenes, classes = select_classes(scenes, classes, config.data.classes)
+    network = config.model.name in model_names()
+    scenes: list[Scene] | list[LazyScene]
+    reading: dict[str, Any] = {
+        "indices": config.data.indices,
+        "labels": config.data.labels,
+        "band_names": config.data.bands or None,
+        "resolution": config.data.resolution,
+        "coregister": config.data.coregister,
+    }
+    # A baseline fits every training pixel at once: its scenes are always in memory.
+    if network and _streams(config, data_dir):
+        scenes, classes = open_lazy_dataset(data_dir, **reading)
+        if config.data.classes:
+            scenes, classes = select_classes(scenes, classes, config.data.classes)
+    else:
+        scenes, classes = load_dataset(data_dir, **reading)
+        if config.data.classes:
+            scenes, classes = select_classes(scenes, classes, config.data.classes)
     names, shapes = [s.name for s in scenes], [s.shape for s in scenes]
     areas = held_out_areas(names, shapes, settings=config.data.split, seed=config.train.seed)
     if main:
         run.write_split(split_record(names, shapes, areas))
-    if config.model.name in model_names():
+    if network:
         return _train_network(
             config,
             scenes,
@@ -302,12 +318,57 @@ def _train(
             rank=rank,
             start=start,
         )
-    return _train_baseline(config, scenes, classes, run)
+    return _train_baseline(config, [s for s in scenes if isinstance(s, Scene)], classes, run)
+
+
+def _streams(config: Config, data_dir: str | os.PathLike[str]) -> bool:
+    """Whether a network's training scenes are read window by window (`data/streaming.py`);
+    the choice and its reason go to the log."""
+    mode = config.data.streaming
+    if mode == "never":
+        log.info("training data in memory: data.streaming is never")
+        return False
+    shapes, bands, num_classes = labelled_scene_shapes(
+        data_dir,
+        labels=config.data.labels,
+        band_names=config.data.bands or None,
+        resolution=config.data.resolution,
+    )
+    channels = bands + len(config.data.indices.names)
+    estimated = in_memory_bytes(shapes, channels, num_classes)
+    stream, why = choose_streaming(
+        mode, estimated, memory_budget_bytes(config.data.memory_budget_gb)
+    )
+    log.info("training data %s", why)
+    return stream
+
+
+def _training_data(
+    config: Config,
+    scenes: Sequence[Scene | LazyScene],
+    *,
+    size_multiple: int,
+    stats: BandStats | None,
+) -> TrainingData:
+    """Patches and validation windows, from scenes in memory or from lazy scenes."""
+    common: dict[str, Any] = {
+        "data": config.data,
+        "sampling": config.sampling,
+        "augment_settings": config.augment,
+        "size_multiple": size_multiple,
+        "patches_per_epoch": config.train.patches_per_epoch,
+        "seed": config.train.seed,
+        "stats": stats,
+    }
+    lazy = [s for s in scenes if isinstance(s, LazyScene)]
+    if lazy:
+        return prepare_streamed_training_data(lazy, **common)
+    return prepare_training_data([s for s in scenes if isinstance(s, Scene)], **common)
 
 
 def _train_network(
     config: Config,
-    scenes: Sequence[Scene],
+    scenes: Sequence[Scene | LazyScene],
     classes: ClassList,
     run: RunFolder,
     *,
@@ -333,16 +394,7 @@ def _train_network(
         _start_from(model, start, config, scenes[0].band_names, classes.names)
     size_multiple = int(getattr(model, "size_multiple", 1))
     stats = BandStats.from_dict(saved.card.normalization.stats) if saved is not None else None
-    data = prepare_training_data(
-        scenes,
-        data=config.data,
-        sampling=config.sampling,
-        augment_settings=config.augment,
-        size_multiple=size_multiple,
-        patches_per_epoch=config.train.patches_per_epoch,
-        seed=config.train.seed,
-        stats=stats,
-    )
+    data = _training_data(config, scenes, size_multiple=size_multiple, stats=stats)
     template = _checkpoint_template(
         config,
         scenes,
