@@ -34,6 +34,7 @@ from spectraseg.search.study import (
     FINISHED,
     SearchJob,
     create_study,
+    settled_study,
     study_base,
     study_space,
     write_best,
@@ -140,7 +141,7 @@ def prepare_study(options: SearchOptions) -> tuple[optuna.Study, int]:
     names = study_names(storage)
     current = options.study or (names[-1] if names else DEFAULT_STUDY)
     if current in names:
-        study = optuna.load_study(study_name=current, storage=storage)
+        study = settled_study(storage, current)
         base = study_base(study)
         if options.config_path is not None:
             given = load_config(options.config_path)
@@ -155,7 +156,7 @@ def prepare_study(options: SearchOptions) -> tuple[optuna.Study, int]:
             _check_patch(space, largest_patch(options.data_dir, base), str(options.space_path))
             if space.to_yaml() != study_space(study).to_yaml():
                 name = refined_name(current, names)
-                refined = create_study(
+                refined, created = create_study(
                     storage,
                     name,
                     space=space,
@@ -163,8 +164,9 @@ def prepare_study(options: SearchOptions) -> tuple[optuna.Study, int]:
                     data_dir=options.data_dir,
                     parent=current,
                 )
-                seed_study(study, refined, space)
-                log.info("space changed: refined study %s (parent %s)", name, current)
+                if created:
+                    seed_study(study, refined, space)
+                    log.info("space changed: refined study %s (parent %s)", name, current)
                 study = refined
     else:
         base = load_config(options.config_path)
@@ -174,8 +176,11 @@ def prepare_study(options: SearchOptions) -> tuple[optuna.Study, int]:
             _check_patch(space, largest, str(options.space_path))
         else:
             space = default_space(largest, base)
-        study = create_study(storage, current, space=space, base=base, data_dir=options.data_dir)
-        log.info("new study %s in %s", current, options.storage_url or options.out_dir)
+        study, created = create_study(
+            storage, current, space=space, base=base, data_dir=options.data_dir
+        )
+        if created:
+            log.info("new study %s in %s", current, options.storage_url or options.out_dir)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     target = (
         options.total_trials

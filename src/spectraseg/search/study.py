@@ -23,6 +23,7 @@ import optuna
 import yaml
 
 from spectraseg.config import Config, load_config
+from spectraseg.errors import ConfigError
 from spectraseg.io.atomic import write_text_atomic
 from spectraseg.search.space import SearchSpace, parse_space
 from spectraseg.search.storage import claim_lock, open_storage
@@ -36,6 +37,7 @@ __all__ = [
     "fail_stale_trials",
     "load_study",
     "run_worker",
+    "settled_study",
     "study_base",
     "study_space",
     "write_best",
@@ -90,6 +92,12 @@ def study_base(study: optuna.Study) -> Config:
     return Config.model_validate(study.user_attrs["base_config"])
 
 
+_CREATED_ATTR = "created"
+"""Set last by `create_study`: a study holding it has its space, base config and lineage."""
+_JOIN_TIMEOUT_S = 60.0
+"""How long a worker waits for a study another worker is creating to hold its attributes."""
+
+
 def create_study(
     storage: optuna.storages.BaseStorage,
     name: str,
@@ -98,14 +106,58 @@ def create_study(
     base: Config,
     data_dir: Path,
     parent: str | None = None,
-) -> optuna.Study:
-    """A new study holding its space, base config, data folder and parent (the lineage)."""
-    study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+) -> tuple[optuna.Study, bool]:
+    """A new study holding its space, base config, data folder and parent (the lineage).
+
+    Two machines started with the same command at the same moment both find no study and both
+    create it; the storage lets one win. The other joins the winner's study once its attributes
+    are written (the second value is then False), so the race costs a worker nothing.
+
+    Raises:
+        ConfigError: the study another worker created holds another space or base config.
+    """
+    try:
+        study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+    except optuna.exceptions.DuplicatedStudyError:
+        return _join_created(storage, name, space=space, base=base), False
     study.set_user_attr("space", space.to_yaml())
     study.set_user_attr("base_config", base.model_dump(mode="json"))
     study.set_user_attr("data", str(data_dir))
     study.set_user_attr("parent", parent)
-    study.set_user_attr("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
+    study.set_user_attr(_CREATED_ATTR, time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return study, True
+
+
+def _join_created(
+    storage: optuna.storages.BaseStorage, name: str, *, space: SearchSpace, base: Config
+) -> optuna.Study:
+    """The study another worker has just created, if it was created with this space and base."""
+    study = settled_study(storage, name)
+    if study_space(study).to_yaml() != space.to_yaml() or (
+        study_base(study).model_dump() != base.model_dump()
+    ):
+        raise ConfigError(
+            f"study {name!r} was created at the same moment by another worker with another "
+            "config or space; pass --study NEW_NAME to search with this one."
+        )
+    log.info("study %s was created by another worker at the same moment: joined it", name)
+    return study
+
+
+def settled_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
+    """An existing study once its creator has written its attributes (at most a moment after
+    it appears in the storage, when another worker is creating it right now)."""
+    deadline = time.monotonic() + _JOIN_TIMEOUT_S
+    while True:
+        study = optuna.load_study(study_name=name, storage=storage)
+        if _CREATED_ATTR in study.user_attrs:
+            break
+        if time.monotonic() > deadline:
+            raise ConfigError(
+                f"study {name!r} exists but its creator wrote no space within "
+                f"{_JOIN_TIMEOUT_S:.0f} s; pass --study NEW_NAME to start another."
+            )
+        time.sleep(_WAIT_S / 4)
     return study
 
 
