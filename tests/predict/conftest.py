@@ -104,6 +104,7 @@ def make_checkpoint(tmp_path: Path) -> CheckpointFactory:
         head: str = "sigmoid",
         name: str = "model.pt",
         seed: int = 0,
+        tta_jaccard: dict[int, float] | None = None,
     ) -> Path:
         bands, classes = len(band_names), len(class_names)
         ids = class_ids or range(1, classes + 1)
@@ -150,6 +151,7 @@ def make_checkpoint(tmp_path: Path) -> CheckpointFactory:
                 "patch_px": 16,
                 "size_multiple": 1 << int(settings.get("depth", 5)) if model_name == "unet" else 1,
                 "per_pixel": model_name in PER_PIXEL_MODELS,
+                "tta_jaccard": tta_jaccard,
             }
         )
         checkpoint = Checkpoint(

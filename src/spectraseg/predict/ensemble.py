@@ -223,7 +223,7 @@ def _read_members(path: str | os.PathLike[str]) -> _Members:
             "patch_px": min(c.patch_px for c in cards),
             "size_multiple": math.lcm(*(c.size_multiple for c in cards)),
             "edge_margin_px": None if None in margins else max(m for m in margins if m is not None),
-            "tta_jaccard": None,
+            "tta_jaccard": _mean_tta_jaccard(cards, weights),
             "per_pixel": all(c.per_pixel for c in cards),
         }
     )
@@ -252,6 +252,30 @@ def _mean_thresholds(
     return tuple(float(t) for t in sums / totals)
 
 
+def _mean_tta_jaccard(
+    cards: Sequence[ModelCard], weights: Sequence[float]
+) -> dict[int, float] | None:
+    """The ensemble's validation Jaccard per TTA count, estimated as its members' weighted mean.
+
+    Each member measured its own Jaccard with 1, 2, 4 and 8 passes. For per-class models (one
+    member per class) the mean is the ensemble's mean Jaccard over classes; for members sharing
+    classes it is an estimate. Without it, `--tta auto` would give an ensemble 8 passes of
+    every member even when none of them gains from more than one. None unless every member
+    measured the same counts.
+    """
+    scores = [card.tta_jaccard for card in cards]
+    if any(not score for score in scores):
+        return None
+    counts = set(scores[0] or {})
+    if any(set(score or {}) != counts for score in scores):
+        return None
+    total = sum(weights)
+    return {
+        count: sum(w * (s or {})[count] for w, s in zip(weights, scores, strict=True)) / total
+        for count in sorted(counts)
+    }
+
+
 def ensemble_card(path: str | os.PathLike[str]) -> ModelCard:
     """The card an ensemble file presents (see `build_ensemble`), without building networks."""
     return _read_members(path).card
@@ -261,8 +285,8 @@ def build_ensemble(path: str | os.PathLike[str], device: torch.device) -> tuple[
     """An ensemble YAML as one model: members loaded, checked to fit together, and merged.
 
     Its card is the first member's, with the union of the classes, the ensemble's thresholds,
-    the smallest patch, the widest edge margin and size multiple, and no TTA scores (they belong
-    to one model).
+    the smallest patch, the widest edge margin and size multiple, and its members' weighted mean
+    validation Jaccard per TTA count (`--tta auto` chooses from it).
     """
     members = _read_members(path)
     predictor = EnsemblePredictor(
