@@ -145,10 +145,13 @@ class HeldOutArea:
     rows: tuple[int, int]
     cols: tuple[int, int]
 
-    def mask(self, shape: tuple[int, int]) -> np.ndarray:
-        """(H, W) bool, True inside the area."""
-        inside = np.zeros(shape, dtype=bool)
-        inside[slice(*self.rows), slice(*self.cols)] = True
+    def mask(self, shape: tuple[int, int], rows: tuple[int, int] | None = None) -> np.ndarray:
+        """(H, W) bool, True inside the area; only rows `[start, stop)` of it when given."""
+        start, stop = rows if rows is not None else (0, shape[0])
+        inside = np.zeros((stop - start, shape[1]), dtype=bool)
+        first, last = max(self.rows[0], start), min(self.rows[1], stop)
+        if first < last:
+            inside[first - start : last - start, slice(*self.cols)] = True
         return inside
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 from rasterio.warp import transform_bounds
+from rasterio.windows import Window
 
 from spectraseg.classes import ClassList, ClassSpec
 from spectraseg.data.rasterize import rasterize_classes, rasterize_geometries
@@ -174,8 +175,8 @@ def class_positions(
     return positions
 
 
-def _footprint(path: Path, grid: Grid) -> np.ndarray:
-    """(H, W) bool: pixels of `grid` inside the truth raster's extent, or an error."""
+def _check_reconcilable(path: Path, grid: Grid) -> None:
+    """Refuse a truth raster whose grid cannot be put on the prediction's, in one line."""
     with open_dataset(path) as dataset:
         own_crs = dataset.crs if not dataset.transform.is_identity else None
         bounds = tuple(dataset.bounds)
@@ -187,7 +188,7 @@ def _footprint(path: Path, grid: Grid) -> np.ndarray:
                 f"{grid.width} x {grid.height} px, both without CRS: the grids cannot be "
                 "reconciled. Give the truth the prediction's size."
             )
-        return np.ones(grid.shape, dtype=bool)
+        return
     if (own_crs is None) != (grid.crs is None):
         side = "truth" if own_crs is None else "prediction"
         raise RasterError(
@@ -196,13 +197,76 @@ def _footprint(path: Path, grid: Grid) -> np.ndarray:
         )
     assert own_crs is not None and grid.crs is not None
     left, bottom, right, top = transform_bounds(own_crs, grid.crs, *bounds, densify_pts=21)
-    covered = rasterize_geometries([shapely.box(left, bottom, right, top)], grid)
-    if not covered.any():
+    footprint = shapely.box(left, bottom, right, top)
+    if footprint.intersection(shapely.box(*grid.bounds)).area <= 0:
         raise RasterError(
             f"{path}: the truth raster does not overlap the prediction ({grid.describe()}): "
             "the grids cannot be reconciled. Check that they show the same place."
         )
-    return covered
+
+
+def _footprint(path: Path, grid: Grid) -> np.ndarray:
+    """(h, w) bool: pixels of `grid` (a whole prediction grid or a band of its rows) inside the
+    truth raster's extent."""
+    with open_dataset(path) as dataset:
+        own_crs = dataset.crs if not dataset.transform.is_identity else None
+        bounds = tuple(dataset.bounds)
+    if own_crs is None or grid.crs is None:
+        return np.ones(grid.shape, dtype=bool)
+    left, bottom, right, top = transform_bounds(own_crs, grid.crs, *bounds, densify_pts=21)
+    return rasterize_geometries([shapely.box(left, bottom, right, top)], grid)
+
+
+class TruthSource:
+    """A truth file read on a prediction's grid one band of rows at a time, so scoring a scene
+    holds one band of it in memory, not the scene.
+
+    Checks that can be made once (the grids can be reconciled, polygons fall on the grid) are
+    made when it is built.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        grid: Grid,
+        classes: ClassList,
+        *,
+        column: str = "class",
+        vectors: VectorLabels | None = None,
+    ) -> None:
+        """
+        Args:
+            vectors: the already-read labels of a vector file shared by several scenes.
+        """
+        self.path, self.grid, self.classes = path, grid, classes
+        self._placed: VectorLabels | None = None
+        if is_vector_file(path):
+            labels = vectors or read_vector_labels(
+                path, classes, column=column, column_hint="Pass --class-column NAME."
+            )
+            self._placed = labels.on_grid(grid, scene=str(path))
+            if not labels.is_empty and self._placed.is_empty and vectors is None:
+                raise LabelError(
+                    f"{path}: none of its polygons falls on the prediction's grid "
+                    f"({grid.describe()}); check that they show the same place and their CRS."
+                )
+        else:
+            _check_reconcilable(path, grid)
+
+    def read_rows(self, row_off: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mask (K, rows, W) bool, ignore (rows, W) bool) of rows `row_off` onwards."""
+        window = Window(0, row_off, self.grid.width, rows)
+        band = self.grid.window(window)
+        if self._placed is not None:
+            placed = self._placed
+            mask = rasterize_classes(
+                placed.geometries, placed.class_indices, band, len(self.classes.classes)
+            )
+            return mask, rasterize_geometries(placed.ignore_geometries, band)
+        covered = _footprint(self.path, band)
+        mask, ignore = read_mask(self.path, self.classes, self.grid, window=window)
+        mask &= covered[None]
+        return mask, ignore | ~covered
 
 
 def load_truth(
@@ -218,22 +282,5 @@ def load_truth(
     Args:
         vectors: the already-read labels of a vector file shared by several scenes.
     """
-    if is_vector_file(path):
-        labels = vectors or read_vector_labels(
-            path, classes, column=column, column_hint="Pass --class-column NAME."
-        )
-        placed = labels.on_grid(grid, scene=str(path))
-        if not labels.is_empty and placed.is_empty and vectors is None:
-            raise LabelError(
-                f"{path}: none of its polygons falls on the prediction's grid "
-                f"({grid.describe()}); check that they show the same place and their CRS."
-            )
-        mask = rasterize_classes(
-            placed.geometries, placed.class_indices, grid, len(classes.classes)
-        )
-        ignore = rasterize_geometries(placed.ignore_geometries, grid)
-        return mask, ignore
-    covered = _footprint(path, grid)
-    mask, ignore = read_mask(path, classes, grid)
-    mask &= covered[None]
-    return mask, ignore | ~covered
+    source = TruthSource(path, grid, classes, column=column, vectors=vectors)
+    return source.read_rows(0, grid.height)

@@ -1,6 +1,8 @@
 """`evaluate_paths`: predicted rasters against truth files, scene by scene, into an `Evaluation`.
 
-One scene is in memory at a time: its prediction (K, H, W), its truth and the ignore mask.
+A scene is scored one band of rows at a time (`strip_rows`: about 256 MB of prediction, truth
+and masks), so memory does not grow with the scene; object scores need whole objects and read
+the scene in one band.
 A probability raster becomes a mask the way `predict` makes masks: the tuned thresholds of its
 SPECTRASEG_THRESHOLDS tag (or of the run's checkpoint, or 0.5) for multi-label models, the
 most probable class for multi-class ones. Pixels where the prediction is nodata are ignored,
@@ -16,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from rasterio.windows import Window
 
 from spectraseg.classes import ClassList, ClassSpec
 from spectraseg.data.rasterize import rasterize_geometries
@@ -23,13 +26,13 @@ from spectraseg.data.split import HeldOutArea
 from spectraseg.errors import DataError, LabelError
 from spectraseg.evaluate.matching import (
     ScenePair,
+    TruthSource,
     class_positions,
     classes_from_names,
     find_classes_file,
-    load_truth,
     pair_scenes,
 )
-from spectraseg.evaluate.scores import Evaluation, SceneScores, score_scene
+from spectraseg.evaluate.scores import Evaluation, SceneScores, merge_bands, score_scene
 from spectraseg.io.classes_file import load_classes
 from spectraseg.io.labels import VectorLabels, is_vector_file, read_area, read_vector_labels
 from spectraseg.io.prediction_raster import PredictionRaster
@@ -80,26 +83,55 @@ def _run_hints(run: Path | None) -> tuple[ClassList | None, tuple[float, ...] | 
     return classes, tuple(card.thresholds)
 
 
-def _predicted_mask(
-    raster: PredictionRaster,
-    tuned: tuple[float, ...] | None,
-    settings: PostprocessSettings | None = None,
-) -> np.ndarray:
-    info = raster.info
-    probs, mask = raster.read_rows(0, info.grid.height)
-    if mask is not None:
-        return mask
-    thresholds = info.tuned_thresholds or (
-        tuned if tuned and len(tuned) == len(info.class_names) else None
-    )
-    plan = resolve_postprocess(
-        settings or THRESHOLDS_ONLY,
-        info.class_names,
-        info.grid if settings is not None else None,
-        tuned_thresholds=thresholds,
-        head=info.head,
-    )
-    return postprocess_window(plan, probs=probs)
+class _PredictedRows:
+    """A prediction raster's masks, a band of rows at a time, as `predict` or the
+    post-processing settings make them: a probability raster is thresholded (and cleaned) with
+    a halo of rows around the band, so every band equals the same rows of the whole scene."""
+
+    def __init__(
+        self,
+        raster: PredictionRaster,
+        tuned: tuple[float, ...] | None,
+        settings: PostprocessSettings | None = None,
+    ) -> None:
+        info = raster.info
+        self._raster = raster
+        thresholds = info.tuned_thresholds or (
+            tuned if tuned and len(tuned) == len(info.class_names) else None
+        )
+        self._plan = resolve_postprocess(
+            settings or THRESHOLDS_ONLY,
+            info.class_names,
+            info.grid if settings is not None else None,
+            tuned_thresholds=thresholds,
+            head=info.head,
+        )
+
+    def read(self, row_off: int, rows: int) -> np.ndarray:
+        """(K, rows, W) bool."""
+        height = self._raster.info.grid.height
+        halo = self._plan.halo_px
+        start, stop = max(0, row_off - halo), min(height, row_off + rows + halo)
+        probs, mask = self._raster.read_rows(start, stop - start)
+        if mask is None:
+            mask = postprocess_window(self._plan, probs=probs)
+        return mask[:, row_off - start : row_off - start + rows]
+
+
+STRIP_BYTES = 256 * 2**20
+"""Memory for one band of rows of a scene being scored: its prediction, truth and masks."""
+
+
+def strip_rows(width: int, num_classes: int, *, budget: int = STRIP_BYTES) -> int:
+    """Rows per band: float probabilities, bool prediction and truth per class, and the
+    ignore masks of a row fit `budget` bytes (at least 256 rows, so the post-processing halo
+    read around each band stays a small share of it).
+
+    Example:
+        >>> strip_rows(5_000, 8), strip_rows(20_000, 8)
+        (958, 256)
+    """
+    return max(256, budget // (width * (num_classes * 6 + 8)))
 
 
 def _held_out_pairs(
@@ -219,43 +251,52 @@ def _score_pair(
     split_source: str | None = None,
     area: VectorLabels | None = None,
 ) -> tuple[SceneScores, tuple[str, ...]]:
+    """One scene's counts, band of rows by band (objects need the whole scene in one band)."""
     with PredictionRaster(pair.prediction, classes=prediction_classes) as raster:
         info = raster.info
-        predicted = _predicted_mask(raster, tuned, postprocess)
-        valid = raster.read_valid()
-    keep = [k for k, n in enumerate(info.class_names) if n.lower() not in BACKGROUND_NAMES]
-    names = tuple(info.class_names[k] for k in keep)
-    classes = truth_classes or classes_from_names(names)
-    positions = class_positions(names, classes, where=str(pair.truth))
-    vectors = None
-    if pair.shared and is_vector_file(pair.truth):
-        if pair.truth not in shared:
-            shared[pair.truth] = read_vector_labels(
-                pair.truth, classes, column=column, column_hint="Pass --class-column NAME."
-            )
-        vectors = shared[pair.truth]
-    truth_mask, ignore = load_truth(pair.truth, info.grid, classes, column=column, vectors=vectors)
-    ignore = ignore | ~valid
-    if held_out is not None:
-        shape, block = held_out
-        if shape != info.grid.shape:
+        keep = [k for k, n in enumerate(info.class_names) if n.lower() not in BACKGROUND_NAMES]
+        names = tuple(info.class_names[k] for k in keep)
+        classes = truth_classes or classes_from_names(names)
+        positions = class_positions(names, classes, where=str(pair.truth))
+        vectors = None
+        if pair.shared and is_vector_file(pair.truth):
+            if pair.truth not in shared:
+                shared[pair.truth] = read_vector_labels(
+                    pair.truth, classes, column=column, column_hint="Pass --class-column NAME."
+                )
+            vectors = shared[pair.truth]
+        truth = TruthSource(pair.truth, info.grid, classes, column=column, vectors=vectors)
+        if held_out is not None and held_out[0] != info.grid.shape:
+            shape = held_out[0]
             raise DataError(
                 f"{pair.prediction}: {info.grid.shape[0]} x {info.grid.shape[1]} pixels, but "
                 f"{split_source} recorded scene {pair.name!r} as {shape[0]} x {shape[1]}; "
                 "predict the training scene itself to score its held-out area."
             )
-        ignore = ignore | ~block.mask(shape)
-    if area is not None:
-        placed = area.on_grid(info.grid, scene=pair.name)
-        ignore = ignore | ~rasterize_geometries(placed.geometries, info.grid)
-    multiclass = info.class_band or info.head == "softmax"
-    scene = score_scene(
-        pair.name,
-        predicted[keep],
-        truth_mask[positions],
-        ignore,
-        objects=objects,
-        multiclass=multiclass,
-    )
+        placed_area = area.on_grid(info.grid, scene=pair.name) if area is not None else None
+        predicted = _PredictedRows(raster, tuned, postprocess)
+        height, width = info.grid.shape
+        rows = height if objects else strip_rows(width, len(info.class_names))
+        multiclass = info.class_band or info.head == "softmax"
+        bands: list[SceneScores] = []
+        for row_off in range(0, height, rows):
+            count = min(rows, height - row_off)
+            truth_mask, ignore = truth.read_rows(row_off, count)
+            ignore |= ~raster.read_valid(row_off, count)
+            if held_out is not None:
+                ignore |= ~held_out[1].mask(info.grid.shape, (row_off, row_off + count))
+            if placed_area is not None:
+                band = info.grid.window(Window(0, row_off, width, count))
+                ignore |= ~rasterize_geometries(placed_area.geometries, band)
+            bands.append(
+                score_scene(
+                    pair.name,
+                    predicted.read(row_off, count)[keep],
+                    truth_mask[positions],
+                    ignore,
+                    objects=objects,
+                    multiclass=multiclass,
+                )
+            )
     log.info("%s: %s against %s", pair.name, pair.prediction.name, pair.truth.name)
-    return scene, names
+    return merge_bands(pair.name, bands), names

@@ -175,6 +175,22 @@ def score_scene(
     return SceneScores(name, counts, object_counts, confusion)
 
 
+def merge_bands(name: str, bands: Sequence[SceneScores]) -> SceneScores:
+    """One scene's scores from those of its bands of rows (pixel counts add up; the confusion
+    matrix too, when every band had one; objects only come from a single band)."""
+    counts = bands[0].counts
+    for band in bands[1:]:
+        counts = counts + band.counts
+    matrices = [band.confusion for band in bands]
+    confusion = (
+        None
+        if any(m is None for m in matrices)
+        else np.asarray(np.sum([m for m in matrices if m is not None], axis=0))
+    )
+    objects = bands[0].objects if len(bands) == 1 else None
+    return SceneScores(name, counts, objects, confusion)
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """Scores of a set of scenes: per class over all of them, and scene by scene."""

@@ -582,10 +582,11 @@ class PredictionRaster:
             return None, np.asarray((raw[0][None] == values) & valid[None]), valid
         return None, np.asarray((raw != 0) & valid[None]), valid
 
-    def read_valid(self) -> np.ndarray:
-        """(H, W) bool: pixels holding a prediction (not nodata)."""
+    def read_valid(self, row_off: int = 0, rows: int | None = None) -> np.ndarray:
+        """(rows, W) bool: pixels holding a prediction (not nodata); every row by default."""
+        height = self.grid.height - row_off if rows is None else rows
         try:
-            masks = self._dataset.read_masks()
+            masks = self._dataset.read_masks(window=Window(0, row_off, self.grid.width, height))
         except RasterioError as error:
             raise self._unreadable(error) from None
         return np.asarray(np.all(masks > 0, axis=0))
