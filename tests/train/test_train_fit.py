@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,8 @@ def test_run_folder_holds_exactly_the_run_files(sample, tmp_path) -> None:
     train(sample, tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
     run_files = ["config.yaml", "split.json", "best.pt", "last.pt", "history.csv", "curves.png"]
+    if importlib.util.find_spec("tensorboard") is not None:
+        run_files.append("tensorboard")  # the event log, a folder
     assert names == sorted([*run_files, "train.log"])
     assert [n for n in names if "best" in n or "last" in n] == ["best.pt", "last.pt"]
     best = load_checkpoint(tmp_path / "best.pt")

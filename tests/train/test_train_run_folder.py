@@ -21,6 +21,14 @@ def test_non_empty_folder_needs_resume_or_overwrite(tmp_path) -> None:
     assert (tmp_path / "notes.txt").exists()  # only the run's own files are removed
 
 
+def test_overwrite_removes_the_old_event_log_so_no_old_epoch_shows(tmp_path) -> None:
+    run = RunFolder(tmp_path)
+    run.tensorboard.mkdir()
+    (run.tensorboard / "events.out.tfevents.1.host").write_bytes(b"old")
+    run.prepare(resume=False, overwrite=True)
+    assert not run.tensorboard.exists()
+
+
 def test_resume_needs_a_last_checkpoint(tmp_path) -> None:
     with pytest.raises(CheckpointError, match=r"last\.pt"):
         RunFolder(tmp_path).prepare(resume=True, overwrite=False)

@@ -34,6 +34,7 @@ __all__ = [
     "free_loopback_port",
     "process_group",
     "rank_share",
+    "smallest",
     "threads_per_process",
 ]
 
@@ -151,3 +152,14 @@ def broadcast_float(value: float, rank: Rank | None) -> float:
     tensor = torch.tensor([value], dtype=torch.float64, device=device)
     dist.broadcast(tensor, src=0)
     return float(tensor.item())
+
+
+def smallest(value: int, rank: Rank | None) -> int:
+    """The smallest of every rank's `value` (a batch size each rank's device can hold)."""
+    if rank is None or rank.world_size == 1:
+        return value
+    backend = dist.get_backend()
+    device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else None
+    tensor = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return int(tensor.item())

@@ -2,10 +2,14 @@
 
 Each epoch trains on freshly drawn patches (`train_one_epoch`), validates on the fixed windows
 (`evaluate`), tunes per-class thresholds on the validation predictions, and writes `last.pt`,
-`best.pt` when the validation mean Jaccard improved, `history.csv` and `curves.png`. Training
+`best.pt` when the validation mean Jaccard improved, `history.csv`, `curves.png` and the
+TensorBoard event log (`train/event_log.py`). Training
 ends after `epochs`, when validation has not improved for `early_stopping_patience` epochs, or
 when `max_minutes` run out: then the current step finishes, validation runs, and everything is
 written as at a normal end. Every run validates at least once.
+
+On a GPU the steps run in mixed precision (`train/precision.py`), and with
+`batch_size_auto` the batch is the largest that fits, found by halving (`train/batch_size.py`).
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Subset, default_collate
 
 from spectraseg.data.dataset import PatchDataset, ValidationSet
 from spectraseg.models.head import Head
 from spectraseg.models.pretrained import set_trainable
 from spectraseg.settings import Settings
+from spectraseg.train.batch_size import largest_fitting_batch, restored_step
 from spectraseg.train.checkpoint import Checkpoint, save_checkpoint
 from spectraseg.train.distributed import (
     Rank,
@@ -37,10 +42,19 @@ from spectraseg.train.distributed import (
     broadcast_float,
     check_global_batch,
     rank_share,
+    smallest,
     threads_per_process,
 )
+from spectraseg.train.event_log import EventLog, open_event_log
 from spectraseg.train.loop import Evaluation, Loss, evaluate, train_one_epoch
 from spectraseg.train.metrics import mean_over_present
+from spectraseg.train.precision import (
+    PrecisionChoice,
+    StepPrecision,
+    resolve_precision,
+    restore_scaler,
+    scaler_state,
+)
 from spectraseg.train.run_folder import HistoryRow, RunFolder
 from spectraseg.train.schedule import Plateau, ScheduleSettings, learning_rate
 
@@ -71,6 +85,11 @@ class TrainSettings(Settings):
     max_minutes: float | None = Field(default=None, gt=0.0)
     """Time budget: after it, the current step finishes, validation runs, outputs are written."""
     batch_size: int = Field(default=8, ge=1)
+    """Patches per optimizer step, over all processes; with `batch_size_auto`, the largest
+    tried."""
+    batch_size_auto: bool = False
+    """Halve `batch_size` until one training step fits the device's memory (GPUs; on the CPU
+    the size is kept). The size chosen is logged, and kept in `history.csv` and `last.pt`."""
     patches_per_epoch: int = Field(default=256, ge=1)
     """Training patches drawn per epoch; an epoch is this many patches, not a pass over data."""
     optimizer: Literal["adamw", "sgd"] = "adamw"
@@ -91,8 +110,13 @@ class TrainSettings(Settings):
     """Torch CPU threads; None: every core this process may use."""
     channels_last: bool = True
     """NHWC memory layout: 1.1x faster training steps here (docs/benchmarks.md, "Training")."""
+    precision: PrecisionChoice = "auto"
+    """The float type of the forward pass: auto is bf16 on a GPU that has it, fp16 with a loss
+    scaler on an older one, fp32 on the CPU; bf16 may be forced on the CPU, fp16 may not."""
     compile: bool = False
-    """torch.compile the model: faster steps after a compile of tens of seconds."""
+    """torch.compile the model for the training steps: faster steps after a compile of tens
+    of seconds. Validation runs uncompiled (its windows differ in size, and each new size
+    would compile again)."""
     sync_batch_norm: bool = False
     """Distributed training: batch norm statistics over the global batch (SyncBatchNorm,
     GPUs) instead of each rank's share of it."""
@@ -128,6 +152,8 @@ class FitState:
     stale_epochs: int = 0
     thresholds: tuple[float, ...] = ()
     history: list[dict[str, float | int | str]] = field(default_factory=list)
+    batch_size: int | None = None
+    """The global batch this run steps with (`batch_size_auto` may have chosen it)."""
 
 
 @dataclass(frozen=True)
@@ -215,6 +241,8 @@ def history_row(
     }
     for name, value in zip(class_names, evaluation.counts.jaccard(), strict=True):
         row[f"jaccard_{name}"] = float(value)
+    if state.batch_size is not None:
+        row["batch_size"] = state.batch_size
     return row
 
 
@@ -268,27 +296,40 @@ def fit(
     check_global_batch(settings.batch_size, world)
     local_processes = rank.local_world_size if rank is not None else 1
     torch.set_num_threads(settings.threads or threads_per_process(local_processes, cpu_count()))
+    precision = resolve_precision(settings.precision, device)
     model.to(device)
     if settings.channels_last:
         # Module.to accepts memory_format at run time; torch's overloads do not declare it.
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = _optimizer(model, settings)
+    scaler = precision.grad_scaler()
     state = FitState()
     plateau = Plateau(patience=settings.schedule.patience_epochs)
     best_weights = _cpu_weights(model)
     if resume is not None:
-        state, best_weights = _restore(resume, optimizer, plateau, best_weights)
+        state, best_weights = _restore(resume, optimizer, plateau, best_weights, scaler)
     else:
         torch.manual_seed(settings.seed)
-    # Compile after loading state: the compiled wrapper shares the original's parameters.
-    eval_model = cast(nn.Module, torch.compile(model)) if settings.compile else model
-    step_model = eval_model
+    if not settings.batch_size_auto:
+        state.batch_size = settings.batch_size
+    elif state.batch_size is None:
+        state.batch_size = _largest_batch(
+            model, optimizer, train, settings, loss_fn, device, precision, rank
+        )
+    elif main:
+        log.info("batch of %d patches, found when the run started", state.batch_size)
+    batch_size = state.batch_size
+    step_model = model
     if rank is not None and world > 1:
         step_model = _data_parallel(model, settings, device)
+    if settings.compile:
+        # After loading state and wrapping for DDP: the compiled wrapper shares the original's
+        # parameters, so checkpoints (of `model`) keep their plain keys.
+        step_model = cast(nn.Module, torch.compile(step_model))
     train_items: PatchDataset | Subset[object] = train
     if rank is not None and world > 1:
         train_items = rank_share(train, rank, len(train))
-    steps_per_epoch = max(1, len(train) // settings.batch_size)
+    steps_per_epoch = max(1, len(train) // batch_size)
     workers = default_workers() if settings.num_workers is None else settings.num_workers
     if settings.num_workers is None and world > 1 and device.type == "cpu":
         workers = 0  # the ranks already take every core
@@ -306,86 +347,97 @@ def fit(
     stopped: Stopped = "epochs"
     session_start = time.monotonic() - state.seconds
     validated = False
-    while state.epoch < settings.epochs or not validated:
-        train_loss = math.nan
-        out_of_time = False
-        if state.epoch < settings.epochs:
-            if frozen is not None:
-                set_trainable(frozen, state.epoch >= frozen_epochs)
-            train.set_epoch(state.epoch)
-            local_batch = settings.batch_size // world
-            loader = DataLoader(
-                train_items,
-                batch_size=local_batch,
-                num_workers=workers,
-                drop_last=len(train_items) >= local_batch,
-                pin_memory=device.type == "cuda",
-            )
-            description = f"epoch {state.epoch + 1}/{settings.epochs}"
-            if state.history:
-                description += f" (val Jaccard {state.history[-1]['val_jaccard']:.3f})"
-            with _progress_bar(progress and main, steps_per_epoch, description) as on_step:
-                result = train_one_epoch(
-                    step_model,
-                    loader,
-                    optimizer,
-                    loss_fn,
-                    device=device,
-                    learning_rate=rate_at,
-                    first_step=state.step,
-                    clip_norm=settings.grad_clip_norm,
-                    deadline=deadline,
-                    channels_last=settings.channels_last,
-                    on_step=on_step,
-                    agree=(lambda late: agree(late, rank)) if rank is not None else None,
-                    crop_px=settings.centre_crop_px,
+    events: EventLog | None = None
+    if main and run is not None:
+        events = open_event_log(run.tensorboard, first_epoch=state.epoch + 1)
+    try:
+        while state.epoch < settings.epochs or not validated:
+            train_loss = math.nan
+            out_of_time = False
+            if state.epoch < settings.epochs:
+                if frozen is not None:
+                    set_trainable(frozen, state.epoch >= frozen_epochs)
+                train.set_epoch(state.epoch)
+                local_batch = batch_size // world
+                loader = DataLoader(
+                    train_items,
+                    batch_size=local_batch,
+                    num_workers=workers,
+                    drop_last=len(train_items) >= local_batch,
+                    pin_memory=device.type == "cuda",
                 )
-            train_loss, out_of_time = result.mean_loss, result.out_of_time
-            state.step += result.steps
-            state.epoch += 1
-        validated = True
-        if main:
-            score, best_weights = _validate_and_write(
-                model,
-                eval_model,
-                validation,
-                state,
-                settings=settings,
-                loss_fn=loss_fn,
-                head=head,
-                device=device,
-                size_multiple=size_multiple,
-                class_names=class_names,
-                train_loss=train_loss,
-                rate=rate_at(max(0, state.step - 1)),
-                checkpoint=checkpoint,
-                run=run,
-                optimizer=optimizer,
-                plateau=plateau,
-                best_weights=best_weights,
-                session_start=session_start,
-                rank=rank,
-            )
-        else:
-            state.seconds = time.monotonic() - session_start
-            # Rank 0 alone validated: its score drives every rank's learning rate plateau.
-            score = broadcast_float(math.nan, rank)
-            _follow_score(state, score)
-            plateau.update(score)
-        called_off = main and on_epoch_end is not None and on_epoch_end(state.epoch, score)
-        if agree(called_off, rank):
-            stopped = "caller"
-            log.info("stopped after epoch %d by the caller", state.epoch)
-            break
-        if out_of_time:  # already agreed, step by step
-            stopped = "time"
-            log.info("time budget of %g minutes used up; stopping", settings.max_minutes)
-            break
-        patience = settings.early_stopping_patience
-        if agree(patience is not None and state.stale_epochs >= patience, rank):
-            stopped = "early_stopping"
-            log.info("no better validation score for %d epochs; stopping", patience)
-            break
+                description = f"epoch {state.epoch + 1}/{settings.epochs}"
+                if state.history:
+                    description += f" (val Jaccard {state.history[-1]['val_jaccard']:.3f})"
+                with _progress_bar(progress and main, steps_per_epoch, description) as on_step:
+                    result = train_one_epoch(
+                        step_model,
+                        loader,
+                        optimizer,
+                        loss_fn,
+                        device=device,
+                        learning_rate=rate_at,
+                        first_step=state.step,
+                        clip_norm=settings.grad_clip_norm,
+                        deadline=deadline,
+                        channels_last=settings.channels_last,
+                        on_step=on_step,
+                        agree=(lambda late: agree(late, rank)) if rank is not None else None,
+                        crop_px=settings.centre_crop_px,
+                        precision=precision,
+                        scaler=scaler,
+                    )
+                train_loss, out_of_time = result.mean_loss, result.out_of_time
+                state.step += result.steps
+                state.epoch += 1
+            validated = True
+            if main:
+                score, best_weights = _validate_and_write(
+                    model,
+                    validation,
+                    state,
+                    settings=settings,
+                    loss_fn=loss_fn,
+                    head=head,
+                    device=device,
+                    size_multiple=size_multiple,
+                    class_names=class_names,
+                    train_loss=train_loss,
+                    rate=rate_at(max(0, state.step - 1)),
+                    checkpoint=checkpoint,
+                    run=run,
+                    optimizer=optimizer,
+                    scaler=scaler,
+                    plateau=plateau,
+                    best_weights=best_weights,
+                    session_start=session_start,
+                    rank=rank,
+                    precision=precision,
+                    events=events,
+                )
+            else:
+                state.seconds = time.monotonic() - session_start
+                # Rank 0 alone validated: its score drives every rank's learning rate plateau.
+                score = broadcast_float(math.nan, rank)
+                _follow_score(state, score)
+                plateau.update(score)
+            called_off = main and on_epoch_end is not None and on_epoch_end(state.epoch, score)
+            if agree(called_off, rank):
+                stopped = "caller"
+                log.info("stopped after epoch %d by the caller", state.epoch)
+                break
+            if out_of_time:  # already agreed, step by step
+                stopped = "time"
+                log.info("time budget of %g minutes used up; stopping", settings.max_minutes)
+                break
+            patience = settings.early_stopping_patience
+            if agree(patience is not None and state.stale_epochs >= patience, rank):
+                stopped = "early_stopping"
+                log.info("no better validation score for %d epochs; stopping", patience)
+                break
+    finally:
+        if events is not None:
+            events.close()
     if main:
         log.info(
             "best mean Jaccard %.3f at epoch %d; thresholds %s",
@@ -406,9 +458,61 @@ def fit(
     )
 
 
+def _largest_batch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train: PatchDataset,
+    settings: TrainSettings,
+    loss_fn: Loss,
+    device: torch.device,
+    precision: StepPrecision,
+    rank: Rank | None,
+) -> int:
+    """`train.batch_size_auto`: the largest global batch, `settings.batch_size` halved until
+    a training step fits every rank's device.
+
+    Each rank tries its share of the batch on the plain model (no DDP: a rank that runs out
+    of memory must not leave the others waiting in a gradient exchange); the smallest share
+    that fits on all ranks wins.
+    """
+    world = rank.world_size if rank is not None else 1
+    train.set_epoch(0)
+
+    def try_batch(size: int) -> None:
+        patches = default_collate([train[index % len(train)] for index in range(size)])
+
+        def step() -> None:
+            train_one_epoch(
+                model,
+                [patches],
+                optimizer,
+                loss_fn,
+                device=device,
+                learning_rate=lambda step: settings.learning_rate,
+                clip_norm=settings.grad_clip_norm,
+                channels_last=settings.channels_last,
+                crop_px=settings.centre_crop_px,
+                # No loss scaler: a first fp16 step that overflows would be skipped, and the
+                # optimizer state it allocates would go unmeasured.
+                precision=precision,
+            )
+
+        restored_step(model, optimizer, step, device=device)
+
+    local = smallest(largest_fitting_batch(settings.batch_size // world, try_batch), rank)
+    chosen = local * world
+    if rank is None or rank.is_main:
+        log.info(
+            "batch of %d patches (train.batch_size_auto, from %d on %s)",
+            chosen,
+            settings.batch_size,
+            device,
+        )
+    return chosen
+
+
 def _validate_and_write(
     model: nn.Module,
-    eval_model: nn.Module,
     validation: ValidationSet,
     state: FitState,
     *,
@@ -423,16 +527,19 @@ def _validate_and_write(
     checkpoint: Checkpoint | None,
     run: RunFolder | None,
     optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
     plateau: Plateau,
     best_weights: dict[str, torch.Tensor],
     session_start: float,
     rank: Rank | None = None,
+    precision: StepPrecision | None = None,
+    events: EventLog | None = None,
 ) -> tuple[float, dict[str, torch.Tensor]]:
-    """Validate `eval_model` (`model`, compiled or not), update `state` and the plateau, write
-    `best.pt` when better, `last.pt`, history and curves; returns the score (sent to the other
+    """Validate `model`, update `state` and the plateau, write `best.pt` when better,
+    `last.pt`, history, curves and the event log; returns the score (sent to the other
     ranks) and the best weights."""
     evaluation = evaluate(
-        eval_model,
+        model,
         validation,
         loss_fn,
         head=head,
@@ -440,6 +547,7 @@ def _validate_and_write(
         size_multiple=size_multiple,
         channels_last=settings.channels_last,
         crop_px=settings.centre_crop_px,
+        precision=precision,
     )
     state.seconds = time.monotonic() - session_start
     score = evaluation.mean_jaccard
@@ -457,6 +565,8 @@ def _validate_and_write(
     if not state.history or state.history[-1]["epoch"] != state.epoch:
         # A resumed run with no epoch left validates without adding a duplicate row.
         state.history.append(row)
+        if events is not None:
+            events.add_epoch(row, class_names)
     if score > state.best_score:
         state.best_score, state.best_epoch, state.stale_epochs = score, state.epoch, 0
         state.thresholds = tuple(float(t) for t in thresholds)
@@ -482,7 +592,7 @@ def _validate_and_write(
             last = filled_checkpoint(
                 checkpoint, _cpu_weights(model), state, epoch=state.epoch
             ).with_card(thresholds=tuple(float(t) for t in thresholds))
-            training_state = _training_state(state, optimizer, plateau)
+            training_state = _training_state(state, optimizer, plateau, scaler)
             save_checkpoint(run.last, replace(last, training_state=training_state))
         run.write_history(state.history)
         run.write_curves(state.history, class_names)
@@ -523,10 +633,15 @@ def filled_checkpoint(
 
 
 def _training_state(
-    state: FitState, optimizer: torch.optim.Optimizer, plateau: Plateau
+    state: FitState,
+    optimizer: torch.optim.Optimizer,
+    plateau: Plateau,
+    scaler: torch.amp.GradScaler,
 ) -> dict[str, Any]:
     return {
         "optimizer": optimizer.state_dict(),
+        "grad_scaler": scaler_state(scaler),
+        "batch_size": state.batch_size,
         "epoch": state.epoch,
         "step": state.step,
         "seconds": state.seconds,
@@ -588,8 +703,10 @@ def _restore(
     optimizer: torch.optim.Optimizer,
     plateau: Plateau,
     best_weights: dict[str, torch.Tensor],
+    scaler: torch.amp.GradScaler,
 ) -> tuple[FitState, dict[str, torch.Tensor]]:
     optimizer.load_state_dict(saved["optimizer"])
+    restore_scaler(scaler, saved.get("grad_scaler", {}))
     if "best_weights" in saved:
         best_weights = dict(saved["best_weights"])
     plateau.load_state_dict(saved["plateau"])
@@ -603,5 +720,6 @@ def _restore(
         stale_epochs=int(saved["stale_epochs"]),
         thresholds=tuple(float(t) for t in saved["thresholds"]),
         history=[dict(row) for row in saved["history"]],
+        batch_size=int(saved["batch_size"]) if saved.get("batch_size") else None,
     )
     return state, best_weights

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from spectraseg.data.dataset import ValidationSet
 from spectraseg.models.head import Head
 from spectraseg.models.unet import probabilities
 from spectraseg.train.metrics import ClassCounts, ThresholdSweep
+from spectraseg.train.precision import StepPrecision
 
 __all__ = [
     "EpochResult",
@@ -73,6 +75,8 @@ def train_one_epoch(
     on_step: Callable[[float], None] | None = None,
     agree: Callable[[bool], bool] | None = None,
     crop_px: int = 0,
+    precision: StepPrecision | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> EpochResult:
     """One epoch of optimizer steps; stops early, after a whole step, once `deadline` passes.
 
@@ -87,7 +91,12 @@ def train_one_epoch(
             (distributed training: rank 0's clock), so all ranks stop after the same step.
         crop_px: valid-region training: the loss counts only the patch without this many
             pixels at each side, which the model sees as context (`centre`).
+        precision: the float type of the forward pass and loss (`train/precision.py`);
+            None is float32.
+        scaler: fp16's loss scaler; None (or a disabled one) steps unscaled.
     """
+    if scaler is None:
+        scaler = torch.amp.GradScaler(device.type, enabled=False)
     model.train()
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     total, steps, out_of_time = 0.0, 0, False
@@ -99,12 +108,17 @@ def train_one_epoch(
         mask = mask.to(device, non_blocking=True)
         ignore = ignore.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        logits = model(image)
-        loss = loss_fn(centre(logits, crop_px), centre(mask, crop_px), centre(ignore, crop_px))
-        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves backward unannotated
+        with _autocast(precision):
+            logits = model(image)
+            loss = loss_fn(centre(logits, crop_px), centre(mask, crop_px), centre(ignore, crop_px))
+        # torch leaves backward unannotated
+        scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
         if clip_norm is not None:
+            # Clip the true gradients: fp16's are still multiplied by the scaler's factor.
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-        optimizer.step()
+        scaler.step(optimizer)  # skips the step when fp16 gradients overflowed
+        scaler.update()
         # .item() waits for the device; once per step is what the progress bar needs anyway.
         value = float(loss.item())
         total += value
@@ -117,6 +131,10 @@ def train_one_epoch(
                 out_of_time = True
                 break
     return EpochResult(total / max(1, steps), steps, out_of_time)
+
+
+def _autocast(precision: StepPrecision | None) -> AbstractContextManager[object]:
+    return precision.autocast() if precision is not None else nullcontext()
 
 
 def pad_to_multiple(batch: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -165,12 +183,14 @@ def evaluate(
     size_multiple: int,
     channels_last: bool = False,
     crop_px: int = 0,
+    precision: StepPrecision | None = None,
 ) -> Evaluation:
     """Score every validation window; counts are accumulated over all windows, not averaged.
 
     Windows are predicted one at a time (they may differ in size), padded to `size_multiple`
     and cropped back, so every pixel of the validation area counts exactly once; with
     valid-region training (`crop_px`) only each window's centre counts, as in training.
+    The network runs in the training's `precision`; the loss and scores in float32.
     """
     model.eval()
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -181,7 +201,8 @@ def evaluate(
         height, width = image.shape[-2:]
         batch = pad_to_multiple(torch.from_numpy(image)[None], size_multiple)
         batch = batch.to(device, memory_format=memory_format)
-        logits = model(batch)[..., :height, :width].float()
+        with _autocast(precision):
+            logits = model(batch)[..., :height, :width].float()
         if crop_px and min(height, width) > 2 * crop_px:
             logits = centre(logits, crop_px)
             mask, ignore = (

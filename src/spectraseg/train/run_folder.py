@@ -9,10 +9,12 @@ RUN_DIR/
   history.csv    one row per epoch: losses, learning rate, per-class Jaccard
   curves.png     loss and per-class Jaccard by epoch
   train.log      the log of every session that wrote to the folder
+  tensorboard/   TensorBoard's event log, when tensorboard is installed (`train/event_log.py`)
 ```
 `best.pt` and `last.pt` are the only names containing "best" or "last", so scripts can glob
-them. Every file but the log is written atomically; the history and the curves are rewritten
-whole after each epoch, so an interrupted run leaves a consistent folder that `--resume` reads.
+them. Every file but the logs (train.log, tensorboard/) is written atomically; the history and
+the curves are rewritten whole after each epoch, so an interrupted run leaves a consistent
+folder that `--resume` reads.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import io
 import json
 import logging
 import math
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +35,7 @@ from spectraseg.errors import CheckpointError, DataError, OutputExistsError
 from spectraseg.io.atomic import atomic_path, write_text_atomic
 from spectraseg.io.lock import LOCK_NAME
 
-__all__ = ["RUN_FILES", "HistoryRow", "RunFolder"]
+__all__ = ["RUN_FILES", "TENSORBOARD_FOLDER", "HistoryRow", "RunFolder"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ RUN_FILES = (
     "curves.png",
     "train.log",
 )
+TENSORBOARD_FOLDER = "tensorboard"
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,10 @@ class RunFolder:
     def log(self) -> Path:
         return self.path / "train.log"
 
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / TENSORBOARD_FOLDER
+
     def prepare(self, *, resume: bool, overwrite: bool) -> None:
         """Create the folder, or check that it may be reused.
 
@@ -113,9 +121,7 @@ class RunFolder:
                     f"{self.path}: run folder is not empty. Pass --resume to continue the run "
                     "or --overwrite to start it over."
                 )
-            for name in RUN_FILES:
-                with contextlib.suppress(FileNotFoundError):
-                    (self.path / name).unlink()
+            self._delete_run_files()
         self.path.mkdir(parents=True, exist_ok=True)
 
     def remove_unfinished(self, *, resumable: bool = True) -> None:
@@ -127,11 +133,16 @@ class RunFolder:
         """
         if resumable and (self.last.exists() or self.best.exists()):
             return
+        self._delete_run_files()
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
+
+    def _delete_run_files(self) -> None:
         for name in RUN_FILES:
             with contextlib.suppress(FileNotFoundError):
                 (self.path / name).unlink()
-        with contextlib.suppress(OSError):
-            self.path.rmdir()
+        # An old event log would mix its epochs into the new run's curves.
+        shutil.rmtree(self.tensorboard, ignore_errors=True)
 
     def write_config(self, text: str) -> None:
         write_text_atomic(self.config, text)
