@@ -8,13 +8,16 @@ import pytest
 import torch
 from torch import nn
 
+from spectraseg.config import load_config
 from spectraseg.data.dataset import ValidationSet
 from spectraseg.errors import ConfigError
 from spectraseg.models.unet import UNet
+from spectraseg.sample import generate_sample
 from spectraseg.train.batch_size import largest_fitting_batch, restored_step
 from spectraseg.train.fit import TrainSettings, fit
 from spectraseg.train.loop import train_one_epoch
 from spectraseg.train.losses import LossSettings, build_loss
+from spectraseg.workflow.training import train_model
 
 CPU = torch.device("cpu")
 
@@ -163,3 +166,20 @@ def test_a_batch_that_fits_trains_exactly_as_without_the_search() -> None:
     plain, probed = train_tiny(fixed, limit=100), train_tiny(searched, limit=100)
     for name, value in plain.best_weights.items():
         assert torch.equal(value, probed.best_weights[name]), name
+
+
+def test_a_resumed_run_steps_with_the_batch_it_found_instead_of_searching_again(tmp_path) -> None:
+    sample = generate_sample(tmp_path / "sample", scenes=3, size=64, seed=1)
+    tiny = ["model.unet.depth=3", "model.unet.base_filters=4", "data.patch_size=32"]
+    tiny += ["train.patches_per_epoch=8", "train.num_workers=0", "train.threads=1"]
+    tiny += ["train.batch_size_auto=true", "train.early_stopping_patience=null"]
+    run = tmp_path / "run"
+    train_model(
+        load_config(None, [*tiny, "train.batch_size=4", "train.epochs=1"]),
+        data_dir=sample,
+        out_dir=run,
+    )
+    # A larger start would fit on the CPU: only the recorded size keeps the run exact.
+    config = load_config(None, [*tiny, "train.batch_size=8", "train.epochs=2"])
+    result = train_model(config, data_dir=sample, out_dir=run, resume=True)
+    assert [row["batch_size"] for row in result.history] == [4, 4]
