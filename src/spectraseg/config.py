@@ -36,6 +36,7 @@ from spectraseg.data.settings import DataSettings
 from spectraseg.errors import ConfigError, did_you_mean
 from spectraseg.io.yaml_file import read_yaml
 from spectraseg.models.densenet import FCDenseNetSettings
+from spectraseg.models.head import Head
 from spectraseg.models.pretrained import EncoderSettings
 from spectraseg.models.resnet_unet import ResNetUNetSettings
 from spectraseg.models.unet import UNetSettings
@@ -64,6 +65,11 @@ class ModelSettings(Settings):
     """
 
     name: ModelName = "unet"
+    head: Head | None = None
+    """The network's head, whichever network: sigmoid (multi-label: classes may overlap) or
+    softmax (exclusive: cross-entropy over the classes); it wins over the section's `head`.
+    Neither set: training chooses from the labels and says so in its log: softmax when no
+    pixel is in two classes and every labelled pixel is in one, else sigmoid."""
     unet: UNetSettings = UNetSettings(base_filters=16, max_filters=256)
     """The default is half as wide as the DSTL-size U-Net: on the built-in sample it scores the
     same within a few minutes of CPU time, where the full width is 4x slower per step."""
@@ -75,9 +81,17 @@ class ModelSettings(Settings):
     index_threshold: IndexThresholdSettings = IndexThresholdSettings()
 
     def chosen(self) -> Settings:
-        """The section of the model `name` names, e.g. `fc_densenet` for "fc-densenet"."""
+        """The section of the model `name` names, e.g. `fc_densenet` for "fc-densenet", with
+        `head` in it when that is set."""
         section: Settings = getattr(self, self.name.replace("-", "_"))
+        if self.head is not None and "head" in type(section).model_fields:
+            section = section.model_copy(update={"head": self.head})
         return section
+
+    def network_head(self) -> Head | None:
+        """The head the config asks for (`head`, else the chosen section's); None: unset."""
+        head: Head | None = getattr(self.chosen(), "head", None)
+        return head
 
 
 class Config(Settings):

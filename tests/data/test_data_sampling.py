@@ -84,12 +84,12 @@ def test_multi_label_pixels_are_credited_to_their_rarest_class_once() -> None:
     assert class_pixel_counts(mask, np.ones((1, 4), bool)).tolist() == [3, 1, 1]
 
 
-def test_patches_with_too_many_invalid_pixels_are_never_drawn() -> None:
-    usable = np.ones((SIZE, SIZE), dtype=bool)
-    usable[:, :40] = False  # only the right 24 columns are usable
+def test_patches_with_too_many_nodata_pixels_are_never_drawn() -> None:
+    valid = np.ones((SIZE, SIZE), dtype=bool)
+    valid[:, :40] = False  # only the right 24 columns have data
     mask = np.zeros((1, SIZE, SIZE), dtype=bool)
     mask[0, 10:20, 50:60] = True
-    scene = SamplingScene(mask=mask, usable=usable)
+    scene = SamplingScene(mask=mask, usable=valid, valid=valid)
     sampler = WindowSampler(
         [scene],
         patch_size=16,
@@ -100,8 +100,66 @@ def test_patches_with_too_many_invalid_pixels_are_never_drawn() -> None:
     rng = np.random.default_rng(0)
     for _ in range(300):
         window, _ = sampler.draw(rng)
-        patch = usable[window.row : window.row + 16, window.col : window.col + 16]
+        patch = valid[window.row : window.row + 16, window.col : window.col + 16]
         assert (~patch).mean() <= 0.25
+
+
+@pytest.fixture
+def sparse_scene() -> SamplingScene:
+    """Two small labelled squares (one per class) in a scene otherwise unlabelled: 0.8%."""
+    mask = np.zeros((2, SIZE, SIZE), dtype=bool)
+    mask[0, 4:8, 4:8] = True
+    mask[1, 50:54, 40:44] = True
+    labelled = mask.any(axis=0)
+    return SamplingScene(mask=mask, usable=labelled, valid=np.ones((SIZE, SIZE), dtype=bool))
+
+
+def test_unlabelled_pixels_do_not_refuse_a_patch(sparse_scene) -> None:
+    sampler = sampler_for(sparse_scene, balance=0.5)  # at most 50% invalid, 99% unlabelled
+    assert sampler.class_probabilities[:2].sum() == pytest.approx(1.0)
+
+
+def test_every_patch_of_sparse_labels_holds_labelled_pixels(sparse_scene) -> None:
+    sampler = sampler_for(sparse_scene, balance=0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        window, _ = sampler.draw(rng)
+        patch = sparse_scene.usable[window.row : window.row + 16, window.col : window.col + 16]
+        assert patch.any()
+
+
+def test_a_patch_is_refused_by_its_nodata_share_alone(sparse_scene) -> None:
+    valid = np.ones((SIZE, SIZE), dtype=bool)
+    valid[:, :8] = False  # nodata over the first square: its patches are mostly nodata
+    scene = SamplingScene(sparse_scene.mask, sparse_scene.usable & valid, valid=valid)
+    sampler = WindowSampler(
+        [scene],
+        patch_size=16,
+        max_invalid_share=0.25,
+        settings=SamplingSettings(),
+        rng=np.random.default_rng(0),
+    )
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        window, _ = sampler.draw(rng)
+        patch = valid[window.row : window.row + 16, window.col : window.col + 16]
+        assert (~patch).mean() <= 0.25
+
+
+def test_labels_only_outside_every_allowed_patch_are_a_data_error() -> None:
+    valid = np.zeros((SIZE, SIZE), dtype=bool)
+    valid[:, 32:] = True
+    mask = np.zeros((1, SIZE, SIZE), dtype=bool)
+    mask[0, 10:14, 2:6] = True  # labelled, but no allowed patch reaches it
+    scene = SamplingScene(mask, mask[0].copy(), valid=valid)
+    with pytest.raises(DataError, match="no labelled pixel"):
+        WindowSampler(
+            [scene],
+            patch_size=16,
+            max_invalid_share=0.25,
+            settings=SamplingSettings(),
+            rng=np.random.default_rng(0),
+        )
 
 
 def test_patches_stay_inside_the_training_region(rare_square_scene) -> None:
@@ -123,7 +181,8 @@ def test_allowed_windows_counts_invalid_share_per_patch() -> None:
 
 
 def test_no_drawable_patch_is_a_data_error() -> None:
-    scene = SamplingScene(np.zeros((1, 8, 8), bool), np.zeros((8, 8), bool))
+    nodata = np.zeros((8, 8), bool)
+    scene = SamplingScene(np.zeros((1, 8, 8), bool), nodata, valid=nodata)
     with pytest.raises(DataError, match="max_invalid_share"):
         WindowSampler(
             [scene],

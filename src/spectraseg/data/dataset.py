@@ -217,7 +217,9 @@ def prepare_training_data(
     ]
     sampler = WindowSampler(
         [
-            SamplingScene(mask=_mask(scenes[i]), usable=usable[i], region=region)
+            SamplingScene(
+                mask=_mask(scenes[i]), usable=usable[i], region=region, valid=scenes[i].valid
+            )
             for i, region in zip(split.train_scenes, split.regions, strict=True)
         ],
         patch_size=patch_size,

@@ -8,12 +8,16 @@ containing that pixel. With `class_balance` 0 every usable pixel is equally like
 patches); with 1 and no smoothing every class is drawn equally often.
 
 Multi-label masks (a pixel in several classes) are handled by crediting each pixel to its rarest
-class only, so pixels are never counted twice and strength 0 stays exactly uniform. Pixels in no
-class form a "background" class of their own.
+class only, so pixels are never counted twice and strength 0 stays exactly uniform. Labelled
+pixels in no class form a "background" class of their own.
 
-Patches with more than `max_invalid_share` invalid or ignored pixels are never drawn, and
-patches must lie entirely inside the scene's training region (see `data/split.py`). Everything
-here is numpy and pure: the caller passes the random generator.
+Only labelled pixels are drawn around, so every patch holds labelled pixels, however sparse the
+labels (a few polygons over a large scene, `data.labels.labelled_area`). Whether a patch may be
+drawn at all is a question of the image, not of the labels: patches with more than
+`max_invalid_share` invalid (nodata) pixels are never drawn, while unlabelled pixels only drop
+out of the loss and the metrics. Patches must also lie entirely inside the scene's training
+region (see `data/split.py`). Everything here is numpy and pure: the caller passes the random
+generator.
 """
 
 from __future__ import annotations
@@ -73,14 +77,24 @@ class SamplingScene:
 
     Attributes:
         mask: (K, H, W) bool class masks.
-        usable: (H, W) bool, pixels that are valid and not ignored.
+        usable: (H, W) bool, pixels that are valid and labelled (not ignored): the pixels
+            patches are drawn around.
         region: (H, W) bool where patches may lie (the training part of a split), or None for
             the whole scene.
+        valid: (H, W) bool, pixels with data (not nodata), whose share decides whether a patch
+            may be drawn; None: every pixel has data.
     """
 
     mask: np.ndarray
     usable: np.ndarray
     region: np.ndarray | None = None
+    valid: np.ndarray | None = None
+
+    def has_data(self) -> np.ndarray:
+        """(H, W) bool: `valid`, or every pixel when the scene has no nodata."""
+        if self.valid is None:
+            return np.ones(self.usable.shape, dtype=bool)
+        return self.valid
 
 
 def class_pixel_counts(mask: np.ndarray, usable: np.ndarray) -> np.ndarray:
@@ -144,23 +158,24 @@ def _box_sums(values: np.ndarray, size: int) -> np.ndarray:
 
 
 def allowed_windows(
-    usable: np.ndarray, region: np.ndarray | None, patch_size: int, max_invalid_share: float
+    valid: np.ndarray, region: np.ndarray | None, patch_size: int, max_invalid_share: float
 ) -> np.ndarray:
     """(H - P + 1, W - P + 1) bool: top-left corners of patches that may be drawn.
 
-    A patch may be drawn when at most `max_invalid_share` of its pixels are unusable and, if a
-    region is given, all of its pixels lie in it.
+    A patch may be drawn when at most `max_invalid_share` of its pixels are invalid (nodata)
+    and, if a region is given, all of its pixels lie in it. Unlabelled pixels are no reason to
+    refuse a patch: pass the image's validity, not the labels'.
 
     Example:
-        >>> usable = np.array([[True, True, False]] * 2)
-        >>> allowed_windows(usable, None, 2, 0.25).tolist()
+        >>> valid = np.array([[True, True, False]] * 2)
+        >>> allowed_windows(valid, None, 2, 0.25).tolist()
         [[True, False]]
     """
-    height, width = usable.shape
+    height, width = valid.shape
     if patch_size > min(height, width):
         return np.zeros((max(0, height - patch_size + 1), max(0, width - patch_size + 1)), bool)
-    unusable = _box_sums(~usable, patch_size)
-    allowed = unusable <= max_invalid_share * patch_size * patch_size
+    invalid = _box_sums(~valid, patch_size)
+    allowed = invalid <= max_invalid_share * patch_size * patch_size
     if region is not None:
         allowed &= _box_sums(~region, patch_size) == 0
     return allowed
@@ -198,24 +213,32 @@ class WindowSampler:
             rng: only used to subsample the locations of very common classes.
 
         Raises:
-            DataError: when no patch of `patch_size` can be drawn from any scene.
+            DataError: when no patch of `patch_size` can be drawn from any scene, or none of
+                the patches that can holds a labelled pixel.
         """
         if not scenes:
             raise DataError("no training scenes to draw patches from.")
         self.patch_size = patch_size
         self.num_classes = int(scenes[0].mask.shape[0])
         self._allowed = [
-            allowed_windows(s.usable, s.region, patch_size, max_invalid_share) for s in scenes
+            allowed_windows(s.has_data(), s.region, patch_size, max_invalid_share) for s in scenes
         ]
         if not any(a.any() for a in self._allowed):
             raise DataError(
                 f"no {patch_size} px training patch has at most {max_invalid_share:.0%} invalid "
-                "or ignored pixels. Lower data.patch_size or raise data.max_invalid_share."
+                "(nodata) pixels. Lower data.patch_size or raise data.max_invalid_share."
             )
         drawable = [
             s.usable & _covered(a, patch_size) if a.any() else np.zeros_like(s.usable)
             for s, a in zip(scenes, self._allowed, strict=True)
         ]
+        if not any(d.any() for d in drawable):
+            raise DataError(
+                f"no labelled pixel lies in a {patch_size} px training patch with at most "
+                f"{max_invalid_share:.0%} invalid (nodata) pixels inside the training region. "
+                "Label more of the scenes, lower data.patch_size or raise "
+                "data.max_invalid_share."
+            )
         self.pixel_counts = sum(
             (class_pixel_counts(s.mask, d) for s, d in zip(scenes, drawable, strict=True)),
             np.zeros(self.num_classes + 1, dtype=np.int64),

@@ -30,7 +30,9 @@ class DataSettings(Settings):
     normalization: Literal["standard", "percentile"] = "standard"
     """standard: (x - mean) / std; percentile: the 2nd and 98th percentiles to 0 and 1."""
     max_invalid_share: float = Field(default=0.5, ge=0.0, le=1.0)
-    """Patches with a larger share of invalid or ignored pixels are not drawn."""
+    """Patches with a larger share of invalid (nodata) pixels are not drawn. Unlabelled pixels
+    (outside `labels.labelled_area`, or of an ignored value) do not count: they only drop out of
+    the loss and the metrics, so a few polygons over a large scene train with the default."""
     patch_size: int = Field(default=128, ge=8)
     """Side of the training patches in pixels; clamped, with a warning, to what the scenes and
     the split can hold."""

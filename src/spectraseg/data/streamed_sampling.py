@@ -11,7 +11,7 @@ generator the positions, hence the draws, are those of `WindowSampler`: it draws
 then a pass over the strips keeps the positions of those ranks.
 
 The passes (`scan_scene` reads pixels and labels, the others labels only):
-1. usable pixels (valid, not ignored) -> allowed patch corners, as bits;
+1. valid pixels -> allowed patch corners, and usable pixels (valid, not ignored), as bits;
 2. drawable pixels (usable and inside an allowed patch) -> pixels per class, hence the weights;
 3. each drawable pixel's rarest class -> pixels credited to each class and scene;
 4. the positions of the chosen ranks.
@@ -114,9 +114,10 @@ def scan_scene(
 ) -> ScanResult:
     """Read a scene strip by strip: usable pixels and allowed patch corners, as bits.
 
-    `on_pixels(image, valid)` sees each strip's pixels, valid only where patches may lie
-    (band statistics are computed on the training region only). Memory: one strip and the
-    last `patch_size - 1` usable rows.
+    A patch is allowed by its share of nodata (valid) pixels, not of unlabelled ones, as in
+    `allowed_windows`. `on_pixels(image, valid)` sees each strip's pixels, valid only where
+    patches may lie (band statistics are computed on the training region only). Memory: one
+    strip and the last `patch_size - 1` valid rows.
     """
     height, width = scene.shape
     corners = (max(0, height - patch_size + 1), max(0, width - patch_size + 1))
@@ -136,7 +137,7 @@ def scan_scene(
         present |= mask.any(axis=(1, 2))
         labelled = labelled or bool((mask & usable[None]).any())
         usable_bits.set_rows(start, usable)
-        rows = np.concatenate([tail, usable])
+        rows = np.concatenate([tail, valid])
         first = stop - rows.shape[0]
         if rows.shape[0] >= patch_size and width >= patch_size:
             allowed = allowed_windows(
@@ -187,7 +188,8 @@ class StreamedWindowSampler(WindowSampler):
         """Index the scenes' pixels by class from their scans (`scan_scene`).
 
         Raises:
-            DataError: when no patch of `patch_size` can be drawn from any scene.
+            DataError: when no patch of `patch_size` can be drawn from any scene, or none of
+                the patches that can holds a labelled pixel.
         """
         # Not WindowSampler.__init__: it needs whole arrays. `draw` is inherited unchanged.
         if not scenes:
@@ -199,13 +201,20 @@ class StreamedWindowSampler(WindowSampler):
         self._strip_rows = strip_rows
         if not any(scan.allowed.any() for scan in scans):
             raise DataError(
-                f"no {patch_size} px training patch has enough valid, labelled pixels. "
-                "Lower data.patch_size or raise data.max_invalid_share."
+                f"no {patch_size} px training patch has at most data.max_invalid_share invalid "
+                "(nodata) pixels. Lower data.patch_size or raise data.max_invalid_share."
             )
         self.pixel_counts = np.zeros(self.num_classes + 1, dtype=np.int64)
         for s in range(len(scenes)):
             for _, mask, drawable in self._drawable_strips(s):
                 self.pixel_counts += class_pixel_counts(mask, drawable)
+        if not self.pixel_counts.any():
+            raise DataError(
+                f"no labelled pixel lies in a {patch_size} px training patch with at most "
+                "data.max_invalid_share invalid (nodata) pixels inside the training region. "
+                "Label more of the scenes, lower data.patch_size or raise "
+                "data.max_invalid_share."
+            )
         self.weights = class_weights(self.pixel_counts, settings)
         self._counts = np.zeros((len(scenes), self.num_classes + 1), dtype=np.int64)
         for s in range(len(scenes)):

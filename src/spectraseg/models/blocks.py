@@ -121,7 +121,7 @@ class UpBlock(nn.Module):
         return output
 
 
-def check_network_shape(network: str, in_channels: int, num_classes: int, head: str) -> None:
+def check_network_shape(network: str, in_channels: int, num_classes: int, head: str | None) -> None:
     """Refuse inputs and outputs no network can have, in one line naming the network.
 
     Raises:

@@ -62,7 +62,10 @@ class FCDenseNetSettings(Settings):
     """Share of feature maps dropped after each dense layer and transition down in training."""
     activation: Activation = "relu"
     init: Initializer = "he_uniform"
-    head: Head = "sigmoid"
+    head: Head | None = None
+    """sigmoid (classes may overlap) or softmax (exclusive classes). None: `model.head`, else
+    chosen by training from the labels (`workflow/head_choice.py`); a network built on its own
+    takes sigmoid."""
 
     @model_validator(mode="after")
     def _positive_blocks(self) -> FCDenseNetSettings:
@@ -261,7 +264,7 @@ def _resolve_settings(
     """The settings with overrides applied and validated, or a one-line `ConfigError`."""
     base = settings.model_dump() if settings is not None else {}
     try:
-        return FCDenseNetSettings.model_validate({**base, **overrides})
+        resolved = FCDenseNetSettings.model_validate({**base, **overrides})
     except ValidationError as error:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "settings"
@@ -269,3 +272,7 @@ def _resolve_settings(
         raise ConfigError(
             f"FC-DenseNet setting {key!r}: {message} (got {first.get('input')!r})"
         ) from None
+    # The head left to training's choice: a network on its own is multi-label.
+    return (
+        resolved if resolved.head is not None else resolved.model_copy(update={"head": "sigmoid"})
+    )

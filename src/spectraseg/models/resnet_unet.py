@@ -44,7 +44,10 @@ class ResNetUNetSettings(Settings):
     init: Initializer = "he_uniform"
     """How the decoder and a from-scratch encoder are initialized."""
     upsampling: Upsampling = "transpose"
-    head: Head = "sigmoid"
+    head: Head | None = None
+    """sigmoid (classes may overlap) or softmax (exclusive classes). None: `model.head`, else
+    chosen by training from the labels (`workflow/head_choice.py`); a network built on its own
+    takes sigmoid."""
 
     @field_validator("decoder_filters")
     @classmethod
@@ -146,7 +149,7 @@ def _resolve_settings(
     """The settings with overrides applied and validated, or a one-line `ConfigError`."""
     base = settings.model_dump() if settings is not None else {}
     try:
-        return ResNetUNetSettings.model_validate({**base, **overrides})
+        resolved = ResNetUNetSettings.model_validate({**base, **overrides})
     except ValidationError as error:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "settings"
@@ -154,3 +157,7 @@ def _resolve_settings(
         raise ConfigError(
             f"ResNet U-Net setting {key!r}: {message} (got {first.get('input')!r})"
         ) from None
+    # The head left to training's choice: a network on its own is multi-label.
+    return (
+        resolved if resolved.head is not None else resolved.model_copy(update={"head": "sigmoid"})
+    )

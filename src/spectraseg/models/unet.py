@@ -59,7 +59,10 @@ class UNetSettings(Settings):
     activation: Activation = "relu"
     init: Initializer = "he_uniform"
     upsampling: Upsampling = "transpose"
-    head: Head = "sigmoid"
+    head: Head | None = None
+    """sigmoid (classes may overlap) or softmax (exclusive classes). None: `model.head`, else
+    chosen by training from the labels (`workflow/head_choice.py`); a network built on its own
+    takes sigmoid."""
 
     @field_validator("kernel_size")
     @classmethod
@@ -212,13 +215,17 @@ def _resolve_settings(settings: UNetSettings | None, overrides: dict[str, Any]) 
     """The settings with overrides applied and validated, or a one-line `ConfigError`."""
     base = settings.model_dump() if settings is not None else {}
     try:
-        return UNetSettings.model_validate({**base, **overrides})
+        resolved = UNetSettings.model_validate({**base, **overrides})
     except ValidationError as error:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
         raise ConfigError(
             f"U-Net setting {key!r}: {first['msg']} (got {first.get('input')!r})"
         ) from None
+    # The head left to training's choice: a network on its own is multi-label.
+    return (
+        resolved if resolved.head is not None else resolved.model_copy(update={"head": "sigmoid"})
+    )
 
 
 def forward_flops_per_pixel(model: nn.Module, in_channels: int, size: int | None = None) -> float:

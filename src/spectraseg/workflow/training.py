@@ -69,6 +69,7 @@ from spectraseg.train.loop import evaluate_probabilities
 from spectraseg.train.losses import build_loss
 from spectraseg.train.metrics import mean_over_present
 from spectraseg.train.run_folder import RunFolder
+from spectraseg.workflow.head_choice import choose_head
 
 __all__ = ["train_model"]
 
@@ -305,6 +306,9 @@ def _train(
     if main:
         run.write_split(split_record(names, shapes, areas))
     if network:
+        config = choose_head(config, scenes)
+        if not resume and main:
+            run.write_config(config.to_yaml())  # with the head chosen, which a resume keeps
         return _train_network(
             config,
             scenes,
