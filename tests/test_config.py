@@ -81,6 +81,11 @@ def test_text_fields_keep_yaml_lookalikes_as_text() -> None:
     assert config.data.labels.column == "on"
 
 
+def test_null_unsets_an_optional_text_field() -> None:
+    config = load_config(None, ["model.unet.head=softmax", "model.unet.head=null"])
+    assert config.model.unet.head is None
+
+
 def test_bad_override_names_the_override() -> None:
     with pytest.raises(ConfigError, match=r"--set train\.epochs=many: train\.epochs"):
         load_config(None, ["train.epochs=many"])

@@ -250,8 +250,11 @@ def _apply_override(merged: dict[str, Any], text: str) -> None:
 
 
 def _typed(raw: str, annotation: Any, source: str) -> Any:
-    """Text fields keep the text as given; others are read as YAML (numbers, lists, null)."""
+    """Text fields keep the text as given, but `null` unsets an optional one
+    (`--set model.unet.head=null`); others are read as YAML (numbers, lists, null)."""
     if annotation is not None and _is_text(annotation):
+        if raw == "null" and type(None) in typing.get_args(annotation):
+            return None
         return raw
     try:
         return yaml.safe_load(raw) if raw else None

@@ -212,3 +212,10 @@ def test_overlapping_or_classless_labels_keep_the_sigmoid_head(
 def test_a_changed_loss_with_bce_keeps_the_sigmoid_head() -> None:
     config = load_config(None, ["loss.terms={bce: 1.0, dice: 1.0}"])
     assert choose_head(config, [sparse_scene()]).model.head == "sigmoid"
+
+
+def test_a_configured_softmax_head_takes_the_default_loss_with_cross_entropy() -> None:
+    config = load_config(None, ["model.head=softmax"])
+    chosen = choose_head(config, [sparse_scene()])
+    assert chosen.model.network_head() == "softmax"
+    assert set(chosen.loss.terms) == {"cross_entropy", "log_jaccard"}

@@ -100,8 +100,9 @@ def _labels(scene: Scene | LazyScene) -> Iterator[tuple[np.ndarray, np.ndarray]]
 def choose_head(config: Config, scenes: Sequence[Scene | LazyScene]) -> Config:
     """`config` with `model.head` settled: as configured, else chosen from `scenes`' labels.
 
-    Choosing softmax also swaps the default loss's bce term for cross_entropy (bce needs a
-    sigmoid head); a loss whose terms the user changed and which keeps bce keeps the sigmoid.
+    A softmax head, configured or chosen, turns the default loss's bce term into cross_entropy
+    (bce needs a sigmoid head). A loss whose terms the user changed is left alone, so a chosen
+    head stays sigmoid when those terms keep bce.
     """
     configured = config.model.network_head()
     if configured is not None:
@@ -132,8 +133,7 @@ def choose_head(config: Config, scenes: Sequence[Scene | LazyScene]) -> Config:
         )
     else:
         head = "softmax"
-        terms = {("cross_entropy" if name == "bce" else name): w for name, w in loss.terms.items()}
-        loss = loss.model_copy(update={"terms": terms})
+        terms = _loss_for(head, loss).terms
         reason = (
             "labels never overlap and every labelled pixel has a class: exclusive head "
             f"(softmax; loss {' + '.join(terms)})"
@@ -142,6 +142,14 @@ def choose_head(config: Config, scenes: Sequence[Scene | LazyScene]) -> Config:
     return _with_head(config, head, loss)
 
 
+def _loss_for(head: Head, loss: LossSettings) -> LossSettings:
+    """The default loss with cross_entropy for bce under a softmax head; any other as it is."""
+    if head != "softmax" or loss.terms != LossSettings().terms:
+        return loss
+    terms = {("cross_entropy" if name == "bce" else name): w for name, w in loss.terms.items()}
+    return loss.model_copy(update={"terms": terms})
+
+
 def _with_head(config: Config, head: Head, loss: LossSettings) -> Config:
     model = config.model.model_copy(update={"head": head})
-    return config.model_copy(update={"model": model, "loss": loss})
+    return config.model_copy(update={"model": model, "loss": _loss_for(head, loss)})
