@@ -94,11 +94,13 @@ def sparse_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.parametrize("streaming", ["never", "always"])
 def test_sparse_polygons_train_with_the_defaults_and_an_exclusive_head(
-    sparse_folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    sparse_folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, streaming: str
 ) -> None:
+    config = load_config(None, [*TINY, f"data.streaming={streaming}"])
     with caplog.at_level(logging.INFO, logger="spectraseg"):
-        train_model(load_config(None, TINY), data_dir=sparse_folder, out_dir=tmp_path / "run")
+        train_model(config, data_dir=sparse_folder, out_dir=tmp_path / "run")
     assert "labels never overlap" in caplog.text and "softmax" in caplog.text
     card = load_checkpoint(tmp_path / "run" / "best.pt").card
     assert card.head == "softmax"
