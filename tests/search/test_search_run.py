@@ -48,7 +48,9 @@ def test_two_trials_write_a_best_yaml_that_train_accepts_and_a_rerun_adds_one(
 def test_a_crashing_trial_is_recorded_failed_and_the_study_goes_on(
     sample, tiny_config, tmp_path
 ) -> None:
-    # A softmax head with the default BCE loss fails when training starts.
+    # A softmax head with a changed loss that keeps BCE fails when training starts (the
+    # default loss would take cross-entropy instead).
+    tiny_config.write_text(tiny_config.read_text() + "loss: {terms: {bce: 1.0, dice: 1.0}}\n")
     space = tmp_path / "space.yaml"
     space.write_text("parameters:\n  model.unet.head: {choices: [sigmoid, softmax]}\n")
     out = tmp_path / "search"
