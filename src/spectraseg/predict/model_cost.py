@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from spectraseg.data.dataset import ValidationSet
+from spectraseg.data.split import ValidationWindow
 from spectraseg.models.head import Head
 from spectraseg.models.unet import probabilities
 from spectraseg.predict.edge_margin import measure_edge_margin
@@ -24,7 +25,12 @@ from spectraseg.predict.tta import Model
 from spectraseg.predict.tta_choice import choose_tta, measure_tta_jaccard
 from spectraseg.train.loop import pad_to_multiple
 
-__all__ = ["PredictionCost", "measure_prediction_cost", "validation_canvases"]
+__all__ = [
+    "PredictionCost",
+    "measure_prediction_cost",
+    "touching_groups",
+    "validation_canvases",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +48,17 @@ class PredictionCost:
 
 
 def validation_canvases(validation: ValidationSet) -> list[np.ndarray]:
-    """The validation area of each scene as one image: its windows pasted into their bounding
+    """The validation area as images: each group of touching windows pasted into its bounding
     box (zeros where no window lies), so the edge margin can be probed with windows larger
-    than the validation windows themselves."""
+    than the validation windows themselves.
+
+    Groups rather than whole scenes: the windows kept of a large held-out scene (at most
+    `data.split.max_windows`) lie scattered over it, and one box around them all would be the
+    scene itself, in memory and through the network at once.
+    """
     canvases = []
-    for scene in sorted({w.scene for w in validation.windows}):
-        parts = [
-            (w, image)
-            for w, image in zip(validation.windows, validation.images, strict=True)
-            if w.scene == scene
-        ]
+    for group in touching_groups(validation.windows):
+        parts = [(validation.windows[i], validation.images[i]) for i in group]
         top = min(w.row for w, _ in parts)
         left = min(w.col for w, _ in parts)
         bottom = max(w.row + w.height for w, _ in parts)
@@ -62,6 +69,44 @@ def validation_canvases(validation: ValidationSet) -> list[np.ndarray]:
             canvas[:, rows, w.col - left : w.col - left + w.width] = image
         canvases.append(canvas)
     return canvases
+
+
+def touching_groups(windows: Sequence[ValidationWindow]) -> list[list[int]]:
+    """Positions of the windows grouped by scene and shared edges, groups in scene order.
+
+    Example:
+        >>> w = [ValidationWindow(0, 0, 0, 8, 8), ValidationWindow(0, 0, 8, 8, 8),
+        ...      ValidationWindow(0, 40, 40, 8, 8), ValidationWindow(1, 0, 0, 8, 8)]
+        >>> touching_groups(w)
+        [[0, 1], [2], [3]]
+    """
+    parent = list(range(len(windows)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(windows):
+        for j in range(i):
+            if _touch(a, windows[j]):
+                parent[root(i)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(windows)):
+        groups.setdefault(root(i), []).append(i)
+    return sorted(groups.values(), key=lambda group: (windows[group[0]].scene, group[0]))
+
+
+def _touch(a: ValidationWindow, b: ValidationWindow) -> bool:
+    """Whether two windows of one scene share a piece of edge."""
+    if a.scene != b.scene:
+        return False
+    rows_meet = a.row < b.row + b.height and b.row < a.row + a.height
+    cols_meet = a.col < b.col + b.width and b.col < a.col + a.width
+    side_by_side = rows_meet and (a.col + a.width == b.col or b.col + b.width == a.col)
+    stacked = cols_meet and (a.row + a.height == b.row or b.row + b.height == a.row)
+    return side_by_side or stacked
 
 
 def _probabilities_of(network: nn.Module, head: Head, size_multiple: int) -> Model:

@@ -16,9 +16,11 @@ import numpy as np
 import torch
 import yaml
 
-from spectraseg.data.catalog import load_dataset, select_classes
+from spectraseg.data.catalog import labelled_scene_shapes, load_dataset, select_classes
 from spectraseg.data.settings import DataSettings
 from spectraseg.data.split import split_scenes
+from spectraseg.data.streaming import in_memory_bytes, memory_budget_bytes
+from spectraseg.errors import DataError
 from spectraseg.evaluate.scores import Evaluation, score_scene
 from spectraseg.evaluate.tables import scores_document
 from spectraseg.models.head import class_masks
@@ -44,6 +46,25 @@ def _run_sections(folder: Path, checkpoint: Checkpoint) -> tuple[DataSettings, i
     return data, int((config.get("train") or {}).get("seed", checkpoint.seed))
 
 
+def _check_fits_memory(data: DataSettings, data_dir: str | os.PathLike[str]) -> None:
+    """A `DataError` rather than a machine out of memory: the report reads the scenes whole,
+    which a training set streamed for its size (`data/streaming.py`) would not survive."""
+    shapes, bands, num_classes = labelled_scene_shapes(
+        data_dir,
+        labels=data.labels,
+        band_names=data.bands or None,
+        resolution=data.resolution,
+    )
+    estimated = in_memory_bytes(shapes, bands + len(data.indices.names), num_classes)
+    budget = memory_budget_bytes(data.memory_budget_gb)
+    if data.streaming != "never" and budget is not None and estimated > budget:
+        raise DataError(
+            f"{data_dir}: the report reads the scenes whole, {estimated / 1e9:.1f} GB, over the "
+            f"{budget / 1e9:.1f} GB memory budget (a streamed training set); predict and "
+            "evaluate the held-out scenes instead (spectraseg evaluate --split RUN_DIR)."
+        )
+
+
 def _sample(array: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return np.asarray(array[..., rows, :][..., cols])
 
@@ -61,6 +82,7 @@ def validation_source(
     checkpoint = load_checkpoint(run / "best.pt")
     card = checkpoint.card
     data, seed = _run_sections(run, checkpoint)
+    _check_fits_memory(data, data_dir)
     scenes, classes = load_dataset(
         data_dir,
         indices=data.indices,
