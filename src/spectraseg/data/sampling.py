@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 from pydantic import Field
@@ -279,15 +279,57 @@ class WindowSampler:
         self, scene: int, row: int, col: int, rng: np.random.Generator
     ) -> PatchWindow:
         """A uniformly chosen allowed window containing pixel (row, col)."""
-        allowed = self._allowed[scene]
-        size = self.patch_size
-        top, left = max(0, row - size + 1), max(0, col - size + 1)
-        bottom, right = min(row, allowed.shape[0] - 1), min(col, allowed.shape[1] - 1)
-        for _ in range(_QUICK_TRIES):
-            r = int(rng.integers(top, bottom + 1))
-            c = int(rng.integers(left, right + 1))
-            if allowed[r, c]:
-                return PatchWindow(scene, r, c)
-        rows, cols = np.nonzero(allowed[top : bottom + 1, left : right + 1])
-        pick = int(rng.integers(rows.size))
-        return PatchWindow(scene, top + int(rows[pick]), left + int(cols[pick]))
+        return window_around(
+            _DenseCorners(self._allowed[scene]), scene, row, col, self.patch_size, rng
+        )
+
+
+class AllowedCorners(Protocol):
+    """The allowed top-left patch corners of a scene, whole or packed as bits."""
+
+    @property
+    def shape(self) -> tuple[int, int]: ...
+
+    def get(self, row: int, col: int) -> bool: ...
+
+    def rows(self, start: int, stop: int) -> np.ndarray: ...
+
+
+class _DenseCorners:
+    """An (H, W) bool array of allowed corners behind the `AllowedCorners` reads."""
+
+    def __init__(self, allowed: np.ndarray) -> None:
+        self._allowed = allowed
+        self.shape = (int(allowed.shape[0]), int(allowed.shape[1]))
+
+    def get(self, row: int, col: int) -> bool:
+        return bool(self._allowed[row, col])
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        return self._allowed[start:stop]
+
+
+def window_around(
+    allowed: AllowedCorners,
+    scene: int,
+    row: int,
+    col: int,
+    size: int,
+    rng: np.random.Generator,
+) -> PatchWindow:
+    """A uniformly chosen allowed window of `size` px containing pixel (row, col).
+
+    A few random corners first (almost always enough), then a uniform pick among every allowed
+    corner around the pixel. The in-memory and streamed samplers both call it, so they make the
+    same random calls and draw the same windows for a seed.
+    """
+    top, left = max(0, row - size + 1), max(0, col - size + 1)
+    bottom, right = min(row, allowed.shape[0] - 1), min(col, allowed.shape[1] - 1)
+    for _ in range(_QUICK_TRIES):
+        r = int(rng.integers(top, bottom + 1))
+        c = int(rng.integers(left, right + 1))
+        if allowed.get(r, c):
+            return PatchWindow(scene, r, c)
+    rows, cols = np.nonzero(allowed.rows(top, bottom + 1)[:, left : right + 1])
+    pick = int(rng.integers(rows.size))
+    return PatchWindow(scene, top + int(rows[pick]), left + int(cols[pick]))

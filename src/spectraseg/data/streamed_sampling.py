@@ -28,7 +28,6 @@ from rasterio.windows import Window
 
 from spectraseg.data.lazy_scene import LazyScene
 from spectraseg.data.sampling import (
-    _QUICK_TRIES,
     PatchWindow,
     SamplingSettings,
     WindowSampler,
@@ -36,6 +35,7 @@ from spectraseg.data.sampling import (
     class_pixel_counts,
     class_weights,
     rarest_class,
+    window_around,
 )
 from spectraseg.errors import DataError
 
@@ -286,15 +286,4 @@ class StreamedWindowSampler(WindowSampler):
         self, scene: int, row: int, col: int, rng: np.random.Generator
     ) -> PatchWindow:
         """`WindowSampler._window_around` on the packed corners: the same random calls."""
-        allowed = self._scans[scene].allowed
-        size = self.patch_size
-        top, left = max(0, row - size + 1), max(0, col - size + 1)
-        bottom, right = min(row, allowed.shape[0] - 1), min(col, allowed.shape[1] - 1)
-        for _ in range(_QUICK_TRIES):
-            r = int(rng.integers(top, bottom + 1))
-            c = int(rng.integers(left, right + 1))
-            if allowed.get(r, c):
-                return PatchWindow(scene, r, c)
-        rows, cols = np.nonzero(allowed.rows(top, bottom + 1)[:, left : right + 1])
-        pick = int(rng.integers(rows.size))
-        return PatchWindow(scene, top + int(rows[pick]), left + int(cols[pick]))
+        return window_around(self._scans[scene].allowed, scene, row, col, self.patch_size, rng)
