@@ -2,12 +2,15 @@
 per-class models against the all-classes model, all scored on the same held-out blocks.
 
 1. A search of `--trials` trials (default 16) with the median pruner, each trial under
-   `--minutes` minutes (default 4), over the default space, from `configs/sentinel2-osm.yaml`
-   (`spectraseg search --data DATA --out OUT/search --config OUT/base.yaml --total-trials N
-   --max-minutes-per-trial M`; rerunning continues the study).
+   `--minutes` minutes (default 4), from `configs/sentinel2-osm.yaml` over `--space` (default
+   `bench/search_s2_space.yaml`, the U-Net knobs; `--space default` for the built-in space)
+   (`spectraseg search --data DATA --out OUT/search --config OUT/base.yaml --space SPACE
+   --total-trials N --max-minutes-per-trial M`; rerunning continues the study). The base config
+   lies inside the space, so it is the study's trial 0.
 2. The best config (`OUT/search/best.yaml`) and the base config (the hand-written one) trained
    again with the same budget, `--minutes` each; and the best config once per class
-   (`spectraseg train --per-class`), `--minutes` per class model, as the DSTL team did.
+   (`spectraseg train --per-class`), `--per-class-minutes` per class model (default
+   `--minutes`), as the DSTL team did.
 3. Each model predicts the scene and is scored on the held-out area of the spatial-block split
    (a quarter of the scene along its long side, with a gap no training patch enters: the
    pixels `held_out_areas` gives, as `spectraseg run` scores a run without test scenes), after
@@ -58,6 +61,7 @@ from spectraseg.workflow.training import train_model
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "sentinel2-osm.yaml"
 OUT = ROOT / "bench_out" / "search_s2"
+SPACE = ROOT / "bench" / "search_s2_space.yaml"
 TRUTH_IGNORE = 255
 
 log = logging.getLogger("search_s2")
@@ -157,6 +161,7 @@ def search(args: argparse.Namespace, base_file: Path) -> Path:
             data_dir=args.data,
             out_dir=args.out / "search",
             config_path=base_file,
+            space_path=None if args.space == "default" else Path(args.space),
             total_trials=args.trials,
             workers=args.workers,
             max_minutes_per_trial=args.minutes,
@@ -185,6 +190,8 @@ def main() -> int:
     parser.add_argument("--resolution", type=float, default=None, help="metres (default 10)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0, help="the TPE sampler's seed")
+    parser.add_argument("--space", default=str(SPACE), help="a space file, or 'default'")
+    parser.add_argument("--per-class-minutes", type=float, default=None)
     parser.add_argument("--skip-per-class", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -221,6 +228,8 @@ def main() -> int:
         started = time.monotonic()
         validation: float | None = None
         if per_class:
+            minutes = args.per_class_minutes or args.minutes
+            trained = load_config(None, [f"train.max_minutes={minutes}"], base=trained)
             train_per_class(trained, data_dir=args.data, out_dir=folder, overwrite=True)
         else:
             result = train_model(trained, data_dir=args.data, out_dir=folder, overwrite=True)
@@ -236,8 +245,9 @@ def main() -> int:
 def report(rows: list[Scored], args: argparse.Namespace) -> None:
     classes = list(rows[0].per_class)
     print(
-        f"\nheld-out blocks, {args.trials} trials of at most {args.minutes} min, resolution "
-        f"{args.resolution or 10} m; load average {load()}\n"
+        f"\nheld-out blocks, {args.trials} trials of at most {args.minutes} min (per-class "
+        f"models {args.per_class_minutes or args.minutes} min each), space {args.space}, "
+        f"resolution {args.resolution or 10} m; load average {load()}\n"
     )
     print("| model | training | validation | held-out mean Jaccard | " + " | ".join(classes) + " |")
     print("| --- " * (4 + len(classes)) + "|")
@@ -250,6 +260,8 @@ def report(rows: list[Scored], args: argparse.Namespace) -> None:
     document: dict[str, Any] = {
         "trials": args.trials,
         "minutes": args.minutes,
+        "per_class_minutes": args.per_class_minutes or args.minutes,
+        "space": args.space,
         "resolution_m": args.resolution,
         "models": [
             {

@@ -10,6 +10,8 @@ DIR/
 ```
 Rerunning with the same DIR continues the newest study (no --overwrite needed); a `--space`
 that differs from the study's starts a refined study seeded with the old trials (`refine.py`).
+A new study's first trial is the base config itself, when it lies inside the space
+(`first_trial.py`), so the search never ends below the config it started from.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from spectraseg.data.split import largest_patch_size
 from spectraseg.errors import ConfigError, DataError
 from spectraseg.io.rasters import open_stack
 from spectraseg.search.defaults import default_space
+from spectraseg.search.first_trial import enqueue_base
 from spectraseg.search.refine import refined_name, seed_study
 from spectraseg.search.space import SearchSpace, load_space
 from spectraseg.search.storage import open_storage, study_names
@@ -181,6 +184,7 @@ def prepare_study(options: SearchOptions) -> tuple[optuna.Study, int]:
         )
         if created:
             log.info("new study %s in %s", current, options.storage_url or options.out_dir)
+            enqueue_base(study, space, base)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     target = (
         options.total_trials

@@ -34,7 +34,14 @@ from spectraseg.errors import ConfigError, did_you_mean
 from spectraseg.io.yaml_file import read_yaml
 from spectraseg.settings import Settings
 
-__all__ = ["Parameter", "SearchSpace", "config_keys", "load_space", "parse_space"]
+__all__ = [
+    "Parameter",
+    "SearchSpace",
+    "config_keys",
+    "load_space",
+    "parse_space",
+    "under_mapping",
+]
 
 Value = bool | int | float | str
 
@@ -115,7 +122,7 @@ class SearchSpace(Settings):
         return {
             name
             for name in self.parameters
-            if name not in config_keys() and not _under_mapping(name)
+            if name not in config_keys() and not under_mapping(name)
         }
 
     def is_active(self, name: str, params: Mapping[str, Any]) -> bool:
@@ -193,7 +200,7 @@ def config_keys() -> tuple[str, ...]:
     return tuple(_leaf_keys(Config, ""))
 
 
-def _under_mapping(name: str) -> bool:
+def under_mapping(name: str) -> bool:
     """`loss.terms.dice`: a key inside a plain mapping field, which takes any sub-key."""
     mappings = [k for k in config_keys() if typing.get_origin(_annotation(k)) is dict]
     return any(name.startswith(k + ".") and name.count(".") == k.count(".") + 1 for k in mappings)
@@ -244,7 +251,7 @@ def _check_names(source: str, space: SearchSpace) -> None:
     known = config_keys()
     used_in_when = {other for p in space.parameters.values() for other in p.when}
     for name in space.parameters:
-        if name in known or _under_mapping(name) or name in used_in_when:
+        if name in known or under_mapping(name) or name in used_in_when:
             continue
         raise ConfigError(
             f"{source}: parameters.{name}: not a config key{did_you_mean(name, known)}; a switch "
