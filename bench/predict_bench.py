@@ -20,6 +20,7 @@ into bench_out/predict (20 bands, uint16, tiled, deflate) and reused.
     python bench/predict_bench.py --only a|b    # about 10 minutes on 2 cores for both
     python bench/predict_bench.py --only c --size 4096 --train-minutes 5   # about 25 minutes
     python bench/predict_bench.py --only d --compile-size 1024             # about 15 minutes
+    python bench/predict_bench.py --only d --device cuda                   # on a GPU
     python bench/predict_bench.py --only c --size 512 --train-minutes 1    # quick check
 """
 
@@ -268,6 +269,7 @@ def main() -> None:
     parser.add_argument("--train-minutes", type=float, default=5.0, help="(c) training budget")
     parser.add_argument("--retrain", action="store_true", help="(c) train again")
     parser.add_argument("--compile-size", type=int, default=1024, help="(d) raster side")
+    parser.add_argument("--device", default="cpu", help="(d) cpu or cuda")
     parser.add_argument("--batch", type=int, help="U-Net windows per batch (default: auto)")
     parser.add_argument(
         "--case",
@@ -295,7 +297,7 @@ def main() -> None:
         print(json.dumps(predict_real.predict_case(args.run, args.raster, args.which)))
         return
     if args.case == "compile":
-        print(json.dumps(predict_real.compile_case(args.raster, BANDS, CLASSES)))
+        print(json.dumps(predict_real.compile_case(args.raster, BANDS, CLASSES, args.device)))
         return
     if args.case:
         height, width = (int(v) for v in args.shape.split("x"))
@@ -355,7 +357,7 @@ def main() -> None:
     if args.only == "c":
         real_model_case(args.size, args.train_minutes, args.retrain)
     if args.only == "d":
-        compile_case(args.compile_size)
+        compile_case(args.compile_size, args.device)
     print(f"# load average at the end {os.getloadavg()[0]:.2f}")
 
 
@@ -392,11 +394,15 @@ def real_model_case(size: int, minutes: float, retrain: bool) -> None:
     print(f"# new defaults {speedup:.2f}x faster; Jaccard {change:+.4f}")
 
 
-def compile_case(size: int) -> None:
+def compile_case(size: int, device: str = "cpu") -> None:
     """(d): compiled predict path against a straightforward NCHW implementation."""
     generate_raster(size, size)
-    m = child("compile", (size, size), None, "--raster", str(raster_path(size, size)))
-    print(f"\n(d) reference U-Net, window 256, overlap 0.5, TTA 8, {size}², one process")
+    raster = str(raster_path(size, size))
+    m = child("compile", (size, size), None, "--raster", raster, "--device", device)
+    print(
+        f"\n(d) reference U-Net, window 256, overlap 0.5, TTA 8, {size}², one process, on "
+        f"{m['device']} (predict path in {m['precision']}; the NCHW reference in float32)"
+    )
     print("| implementation | seconds | image Mpix/s | vs NCHW |\n|---|---|---|---|")
     for name, key in (
         ("straightforward NCHW (one window at a time)", "nchw_seconds"),

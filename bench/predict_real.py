@@ -165,8 +165,11 @@ def validation_jaccard(run: Path, which: str) -> float:
 # --- (d) compiled inference against a straightforward NCHW implementation ------------------
 
 
-def straightforward_nchw(model: Any, image: np.ndarray, window: int, overlap: float) -> np.ndarray:
-    """The predict algorithm written the plain way: NCHW, one window at a time, TTA 8."""
+def straightforward_nchw(
+    model: Any, image: np.ndarray, window: int, overlap: float, device: str = "cpu"
+) -> np.ndarray:
+    """The predict algorithm written the plain way: NCHW, float32, one window at a time, TTA 8
+    (on `device`; the blended result comes back to the CPU)."""
     import torch
 
     from spectraseg.data.augment import D4
@@ -178,8 +181,8 @@ def straightforward_nchw(model: Any, image: np.ndarray, window: int, overlap: fl
     margin = plan.margin_px
     rows = reflect_indices(np.arange(-margin, plan.extent_height - margin), height)
     cols = reflect_indices(np.arange(-margin, plan.extent_width - margin), width)
-    padded = torch.from_numpy(image[:, rows][:, :, cols])
-    weights = torch.from_numpy(window_2d("spline", window))
+    padded = torch.from_numpy(image[:, rows][:, :, cols]).to(device)
+    weights = torch.from_numpy(window_2d("spline", window)).to(device)
     total = weight_sum = None
     with torch.inference_mode():
         for spot in plan.windows():
@@ -187,17 +190,21 @@ def straightforward_nchw(model: Any, image: np.ndarray, window: int, overlap: fl
             batch = padded[None, :, r : r + window, c : c + window].contiguous()
             probs = sum(t.inverse()(model(t(batch).contiguous())) for t in D4)[0] / len(D4)
             if total is None:
-                total = torch.zeros((probs.shape[0], *padded.shape[1:]))
-                weight_sum = torch.zeros(padded.shape[1:])
+                total = torch.zeros((probs.shape[0], *padded.shape[1:]), device=device)
+                weight_sum = torch.zeros(padded.shape[1:], device=device)
             total[:, r : r + window, c : c + window] += probs * weights
             weight_sum[r : r + window, c : c + window] += weights
     assert total is not None and weight_sum is not None
     blended = total / weight_sum
-    return blended[:, margin : margin + height, margin : margin + width].numpy()
+    return blended[:, margin : margin + height, margin : margin + width].cpu().numpy()
 
 
-def compile_case(raster: Path, bands: int, classes: int) -> dict[str, float]:
-    """(d), in this process: straightforward NCHW, eager channels-last, compiled."""
+def compile_case(
+    raster: Path, bands: int, classes: int, device: str = "cpu"
+) -> dict[str, float | str]:
+    """(d), in this process: straightforward NCHW, eager channels-last, compiled, on `device`
+    (on a GPU the predict path runs in `predict.precision: auto`, bf16 where the GPU has it;
+    the NCHW reference stays float32)."""
     import torch
 
     from spectraseg.io.rasters import open_stack
@@ -206,9 +213,10 @@ def compile_case(raster: Path, bands: int, classes: int) -> dict[str, float]:
     from spectraseg.predict.inputs import ModelInfo
     from spectraseg.predict.raster import PredictSettings, predict_raster
     from spectraseg.predict.tiling import TilingSettings
+    from spectraseg.train.precision import resolve_precision
 
     torch.manual_seed(0)
-    network = UNet(bands, classes, depth=4, base_filters=32).eval()
+    network = UNet(bands, classes, depth=4, base_filters=32).eval().to(device)
     model = torch.nn.Sequential(network, torch.nn.Sigmoid()).eval()
     with open_stack(raster) as stack:
         image, _ = stack.read()
@@ -220,23 +228,24 @@ def compile_case(raster: Path, bands: int, classes: int) -> dict[str, float]:
     pixels = height * width / 1e6
 
     started = time.perf_counter()
-    reference = straightforward_nchw(model, image.astype(np.float32), 256, 0.5)
+    reference = straightforward_nchw(model, image.astype(np.float32), 256, 0.5, device)
+    if device != "cpu":
+        torch.cuda.synchronize()
     nchw_seconds = time.perf_counter() - started
 
     channels_last = torch.nn.Sequential(network, torch.nn.Sigmoid()).eval()
     channels_last.to(memory_format=torch.channels_last)
     out = Path(tempfile.mkdtemp(dir=WORK))
     try:
-        eager = predict_raster(channels_last, raster, out / "eager", settings=settings, info=info)
-        started = time.perf_counter()
+        where = {"settings": settings, "info": info, "device": device}
+        eager = predict_raster(channels_last, raster, out / "eager", **where)
+        # A compiled network is specialised to its batch shapes (the full batch, the short
+        # last one) and to the precision it runs in: the first compiled run compiles every
+        # shape predict_raster uses, the second is timed; the warm-up is their difference.
         compiled = compile_model(channels_last)
-        batch = torch.zeros((eager_batch(settings), bands, 256, 256)).contiguous(
-            memory_format=torch.channels_last
-        )
-        with torch.inference_mode():
-            compiled(batch)
-        warmup = time.perf_counter() - started
-        fast = predict_raster(compiled, raster, out / "compiled", settings=settings, info=info)
+        first = predict_raster(compiled, raster, out / "warm-up", **where)
+        fast = predict_raster(compiled, raster, out / "compiled", **where)
+        warmup = first.seconds - fast.seconds
         import rasterio
 
         differences = []
@@ -246,6 +255,10 @@ def compile_case(raster: Path, bands: int, classes: int) -> dict[str, float]:
     finally:
         shutil.rmtree(out)
     return {
+        "device": torch.cuda.get_device_name() if device != "cpu" else "cpu",
+        "precision": resolve_precision(
+            settings.precision, torch.device(device), purpose="predict"
+        ).precision,
         "mpix": pixels,
         "nchw_seconds": nchw_seconds,
         "eager_seconds": eager.seconds,
@@ -256,11 +269,3 @@ def compile_case(raster: Path, bands: int, classes: int) -> dict[str, float]:
         "eager_difference": differences[0],
         "compiled_difference": differences[1],
     }
-
-
-def eager_batch(settings: Any) -> int:
-    """The CPU batch `predict_raster` uses for these settings (the compiled shape)."""
-    from spectraseg.predict.settings import CPU_BATCH_PIXELS
-
-    window = settings.tiling.window_px
-    return settings.batch_size or max(1, CPU_BATCH_PIXELS // (window * window))

@@ -64,6 +64,7 @@ from spectraseg.predict.settings import CPU_BATCH_PIXELS, GPU_FIRST_BATCH, Predi
 from spectraseg.predict.tiling import WindowPlan, plan_windows
 from spectraseg.predict.tta import Model, predict_with_tta
 from spectraseg.progress import progress_bar
+from spectraseg.train.precision import resolve_precision
 
 __all__ = [
     "PredictSettings",
@@ -103,6 +104,7 @@ class _BatchPredictor:
         self.settings = settings
         self.device = device
         self.transforms = tta_transforms(settings.tta)
+        self.precision = resolve_precision(settings.precision, device, purpose="predict")
         # With `settings.compile`: the first batch runs eagerly and is timed to decide whether
         # the rest repays compiling; the second, compiled call's extra time is the warm-up.
         self.windows_left = num_windows
@@ -150,7 +152,7 @@ class _BatchPredictor:
 
     def _predict(self, batch: torch.Tensor) -> torch.Tensor:
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), self.precision.autocast():
                 return predict_with_tta(
                     self.model,
                     batch,

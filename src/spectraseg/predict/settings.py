@@ -14,6 +14,7 @@ from spectraseg.predict.blending import WindowFunction
 from spectraseg.predict.tiling import TilingSettings
 from spectraseg.predict.tta import TTAMean
 from spectraseg.settings import Settings
+from spectraseg.train.precision import PrecisionChoice
 
 __all__ = ["CPU_BATCH_PIXELS", "GPU_FIRST_BATCH", "PredictSettings"]
 
@@ -46,6 +47,9 @@ class PredictSettings(Settings):
     GIS viewers show large rasters zoomed out quickly; costs one more read of each file."""
     channels_last: bool = True
     """Hand the model channels-last batches: the reference U-Net ran 1.2x to 1.45x faster on CPU."""
+    precision: PrecisionChoice = "auto"
+    """The float type the network computes in: `auto` is bf16 on a GPU that has it, fp16 on an
+    older GPU and fp32 on the CPU (`train/precision.py`). Probabilities are float32 either way."""
     compile: bool = False
     """Run the network through `torch.compile` when the raster is large enough to repay the
     warm-up (`compiled.py`); the warm-up is logged."""

@@ -71,8 +71,15 @@ class StepPrecision:
         return torch.amp.GradScaler(self.device_type, enabled=self.precision == "fp16")
 
 
-def resolve_precision(choice: PrecisionChoice, device: torch.device) -> StepPrecision:
-    """The precision a training on `device` runs in; logs the choice.
+def resolve_precision(
+    choice: PrecisionChoice,
+    device: torch.device,
+    *,
+    purpose: Literal["train", "predict"] = "train",
+) -> StepPrecision:
+    """The precision a training (or, with `purpose="predict"`, a prediction) on `device` runs
+    in; logs the choice. Prediction follows the same rule: inference in bf16 on a GPU is what
+    the network trained in there, and fp16 on the CPU is slower than fp32.
 
     Raises:
         ConfigError: fp16 off a GPU, bf16 on a GPU without it, or half precision on a device
@@ -89,34 +96,36 @@ def resolve_precision(choice: PrecisionChoice, device: torch.device) -> StepPrec
     else:
         precision = choice
     if precision != "fp32":
-        _check_supported(precision, device)
+        _check_supported(precision, device, purpose)
     if precision != "fp32" or choice != "auto":
         where = str(device)
         if device.type == "cpu":
             where = "the CPU (slow where the CPU emulates bf16)"
-        log.info("training in %s on %s (train.precision=%s)", precision, where, choice)
+        doing = "training" if purpose == "train" else "predicting"
+        log.info("%s in %s on %s (%s.precision=%s)", doing, precision, where, purpose, choice)
     return StepPrecision(precision, device.type)
 
 
-def _check_supported(precision: Precision, device: torch.device) -> None:
-    setting = f"train.precision={precision}"
+def _check_supported(precision: Precision, device: torch.device, purpose: str) -> None:
+    setting = f"{purpose}.precision={precision}"
     if device.type == "cuda":
         if precision == "bf16" and not torch.cuda.is_bf16_supported():
             raise ConfigError(
-                f"{setting}: this GPU has no bf16; use train.precision=auto (fp16 with a loss "
-                "scaler here) or fp32."
+                f"{setting}: this GPU has no bf16; use {purpose}.precision=auto (fp16 here) "
+                "or fp32."
             )
         return
     if device.type == "cpu":
         if precision == "fp16":
             raise ConfigError(
-                f"{setting}: fp16 training needs a CUDA GPU (its loss scaler is a GPU tool); on "
-                "the CPU use train.precision=auto (fp32) or bf16."
+                f"{setting}: fp16 needs a CUDA GPU (the CPU runs it slower than fp32, and "
+                f"training's loss scaler is a GPU tool); on the CPU use {purpose}.precision=auto "
+                "(fp32) or bf16."
             )
         return
     raise ConfigError(
         f"{setting}: half precision is supported on CUDA GPUs and the CPU, not on "
-        f"{device.type}; use train.precision=fp32."
+        f"{device.type}; use {purpose}.precision=fp32."
     )
 
 
