@@ -370,7 +370,7 @@ def real_model_case(size: int, minutes: float, retrain: bool) -> None:
           f"{prepared['seconds']:.0f} s to train or reuse")  # fmt: skip
     from spectraseg.train.checkpoint import load_checkpoint
 
-    card = load_checkpoint(run)
+    card = load_checkpoint(run).card
     print(f"# edge margin {card.edge_margin_px} px, TTA Jaccard {card.tta_jaccard}")
     scene = predict_real.s2_data_folder() / "images" / "T33UUU"
     figures = {}

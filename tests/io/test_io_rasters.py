@@ -191,6 +191,23 @@ def test_cloud_optimized_output_has_overviews(tmp_path: Path) -> None:
         assert dataset.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
 
 
+@pytest.mark.parametrize("threads", [None, "1"])
+def test_threaded_compression_writes_the_same_pixels(tmp_path: Path, monkeypatch, threads) -> None:
+    if threads is None:
+        monkeypatch.delenv("GDAL_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("GDAL_NUM_THREADS", threads)
+    data = np.random.default_rng(0).random((3, 600, 600)).astype(np.float32)
+    writer = RasterWriter(tmp_path / "out.tif", grid_at(10, 600), 3, "float32", overviews=True)
+    assert writer._profile["num_threads"] == (threads or "ALL_CPUS")
+    with writer:
+        writer.write_rows(data[:, :300], 0)
+        writer.write_rows(data[:, 300:], 300)
+    with rasterio.open(tmp_path / "out.tif") as dataset:
+        assert np.array_equal(dataset.read(), data)
+        assert dataset.overviews(1)
+
+
 def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
     write_raster(tmp_path / "a.tif", np.ones((1, 4, 4), np.uint8), grid_at(10, 4))
     with pytest.raises(OutputExistsError, match="--overwrite"):

@@ -57,6 +57,15 @@ def overview_factors(width: int, height: int) -> list[int]:
     return factors
 
 
+def compression_threads() -> str:
+    """Threads GDAL compresses tiles and builds overviews with: `GDAL_NUM_THREADS` when set,
+    else every core. On a GPU the predict path waits on the writer, not the network: on an
+    H200 with 16 cores, compressing and building overviews were 70% of a 2048^2 prediction in
+    one thread (docs/benchmarks.md, GPU). Dask workers set 1, so N workers on one machine do
+    not each take every core."""
+    return os.environ.get("GDAL_NUM_THREADS", "ALL_CPUS")
+
+
 def _profile(
     grid: Grid, count: int, dtype: str, nodata: float | None, compress: str
 ) -> dict[str, Any]:
@@ -76,6 +85,7 @@ def _profile(
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     if compress in ("deflate", "lzw", "zstd"):
         profile["predictor"] = 3 if np.dtype(dtype).kind == "f" else 2
+        profile["num_threads"] = compression_threads()
     if nodata is not None:
         profile["nodata"] = nodata
     return profile
@@ -200,6 +210,7 @@ class RasterWriter:
                         compress=self._profile["compress"].upper(),
                         overview_resampling=self.overview_resampling,
                         blocksize=256,
+                        num_threads=compression_threads(),
                     )
                 os.replace(converted, self.path)
             finally:
@@ -215,7 +226,10 @@ class RasterWriter:
             return
         with (
             warnings.catch_warnings(),
-            rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes(OVERVIEW_CACHE_MB)),
+            rasterio.Env(
+                GDAL_CACHEMAX=gdal_cache_bytes(OVERVIEW_CACHE_MB),
+                GDAL_NUM_THREADS=compression_threads(),
+            ),
         ):
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(self._temporary, "r+") as dataset:

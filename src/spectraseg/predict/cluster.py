@@ -114,6 +114,8 @@ def connect(cluster: str) -> Iterator[Client]:
             threads_per_worker=1,
             processes=True,
             dashboard_address=dashboard,
+            # One core per worker for GDAL's compression too (io/geotiff.compression_threads).
+            env={"GDAL_NUM_THREADS": "1"},
         ) as local,
         Client(local) as client,
     ):
