@@ -84,10 +84,14 @@ def test_a_subset_of_classes_trains_only_those_and_resume_finishes_the_rest(
     assert load_checkpoint(out / "classes" / "water" / "last.pt").epoch == 2
 
 
-def test_a_softmax_head_is_refused_in_one_line(sample, tmp_path, capsys) -> None:
+@pytest.mark.parametrize("key", ["model.unet.head", "model.head"])
+def test_a_softmax_head_is_refused_in_one_line_naming_its_key(
+    sample, tmp_path, capsys, key
+) -> None:
     out = tmp_path / "run"
-    assert train(sample, out, *TINY, "--set", "model.unet.head=softmax") == 2
-    assert "sigmoid head" in capsys.readouterr().err
+    assert train(sample, out, *TINY, "--set", f"{key}=softmax") == 2
+    error = capsys.readouterr().err
+    assert f"the config says {key}: softmax; set model.head: sigmoid" in error
     assert not out.exists()
 
 

@@ -63,6 +63,13 @@ def test_patches_are_a_function_of_seed_epoch_and_index() -> None:
     assert not torch.equal(first, torch.stack([data.train[i][0] for i in range(3)]))
 
 
+def test_an_epoch_iterates_to_its_end_and_stops() -> None:
+    data = prepare([scene("a"), scene("b", seed=1), scene("c", seed=2)])
+    assert len(list(data.train)) == 6
+    with pytest.raises(IndexError, match="patch 6 of an epoch of 6"):
+        data.train[6]
+
+
 def test_normalization_uses_training_scenes_only() -> None:
     scenes = [scene("a"), scene("b", seed=1), scene("c", seed=2)]
     data = prepare(scenes)

@@ -96,6 +96,11 @@ def test_streamed_patches_are_the_in_memory_patches_for_the_same_seed(three_scen
     assert_same_validation(memory, streaming)
 
 
+def test_a_streamed_epoch_iterates_to_its_end_and_stops(three_scenes) -> None:
+    _, streaming = both_paths(three_scenes, DataSettings(patch_size=32), strip_rows=40)
+    assert len(list(streaming.train)) == len(streaming.train)
+
+
 def test_class_balanced_draws_follow_the_same_weights(three_scenes) -> None:
     sampling = SamplingSettings(class_balance=1.0, max_locations_per_class=50)
     memory, streaming = both_paths(

@@ -113,7 +113,14 @@ class PatchDataset(Dataset[Patch]):
     def __len__(self) -> int:
         return self.length
 
+    def check_index(self, index: int) -> None:
+        """Any index could draw a patch, so one past the end must stop iteration by hand:
+        `list()` and `for` over the dataset would otherwise never end."""
+        if not 0 <= index < self.length:
+            raise IndexError(f"patch {index} of an epoch of {self.length}")
+
     def __getitem__(self, index: int) -> Patch:
+        self.check_index(index)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         window, _ = self.sampler.draw(rng)
         rows = slice(window.row, window.row + self.patch_size)

@@ -79,6 +79,7 @@ class StreamedPatchDataset(PatchDataset):
         self.blocks = blocks
 
     def __getitem__(self, index: int) -> Patch:
+        self.check_index(index)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         window, _ = self.sampler.draw(rng)
         size = self.patch_size

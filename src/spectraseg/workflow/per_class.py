@@ -84,11 +84,13 @@ def class_folders(names: Sequence[str]) -> list[str]:
 
 
 def _check_config(config: Config) -> None:
-    if getattr(config.model.chosen(), "head", "sigmoid") == "softmax":
-        section = config.model.name.replace("-", "_")
+    if config.model.network_head() == "softmax":
+        where = "model.head: softmax"
+        if config.model.head is None:
+            where = f"model.{config.model.name.replace('-', '_')}.head: softmax"
         raise ConfigError(
-            "--per-class trains one binary model per class, which needs a sigmoid head; "
-            f"set model.{section}.head: sigmoid."
+            f"--per-class trains one binary model per class, which needs a sigmoid head, and "
+            f"the config says {where}; set model.head: sigmoid (it wins over every section's)."
         )
 
 
