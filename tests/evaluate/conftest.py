@@ -67,6 +67,22 @@ def write_truth(path: Path, ids: np.ndarray, grid: Grid) -> Path:
     return path
 
 
+def write_yes_buildings(path: Path) -> Path:
+    """SpaceNet's way: one polygon tagged `building: yes` over columns 0-1 of row 0 of
+    `grid_at(0)`, and no classes.yaml."""
+    left, top = 330000.0, 5822040.0
+    square = [[left, top], [left + 4, top], [left + 4, top - 2], [left, top - 2], [left, top]]
+    feature = {
+        "type": "Feature",
+        "properties": {"building": "yes"},
+        "geometry": {"type": "Polygon", "coordinates": [square]},
+    }
+    crs = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32633"}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": [feature]}))
+    return path
+
+
 A_PRED = np.array(
     [[[1, 0, 1, 1], [0, 0, 0, 0]], [[0, 0, 0, 0], [1, 1, 1, 0]], [[0] * 4] * 2], dtype=bool
 )
@@ -83,6 +99,7 @@ class Files:
     write_mask_prediction = staticmethod(write_mask_prediction)
     write_probabilities = staticmethod(write_probabilities)
     write_truth = staticmethod(write_truth)
+    write_yes_buildings = staticmethod(write_yes_buildings)
     A_PRED = A_PRED
     A_TRUTH_IDS = A_TRUTH_IDS
     HAND_MEAN_JACCARD = HAND_MEAN_JACCARD

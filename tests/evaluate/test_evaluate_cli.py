@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from spectraseg.cli.main import main
@@ -129,3 +130,20 @@ def test_the_built_in_sample_scores_its_own_masks_perfectly(tmp_path: Path) -> N
     document = json.loads((out / "scores.json").read_text())
     assert document["mean_jaccard"] == pytest.approx(1.0)
     assert "confusion" in document  # one class per pixel: a multi-class run
+
+
+def test_a_yes_column_without_classes_file_scores_and_gets_its_report(
+    files, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth = files.write_yes_buildings(tmp_path / "truth" / "buildings.geojson")
+    predicted = np.array([[[1, 1, 1, 0], [0, 0, 0, 0]]], dtype=bool)
+    files.write_mask_prediction(
+        tmp_path / "pred" / "a_mask.tif", predicted, files.grid_at(0), names=("building",)
+    )
+    out = tmp_path / "scores"
+    args = ["evaluate", "--pred", str(tmp_path / "pred"), "--truth", str(truth)]
+    assert main([*args, "--class-column", "building", "--out", str(out)]) == 0
+    assert f"report: {out / 'report.html'}" in capsys.readouterr().out
+    document = json.loads((out / "scores.json").read_text())
+    assert document["per_class"]["building"]["jaccard"] == pytest.approx(2 / 3)
+    assert document["sources"]["class_column"] == "building"

@@ -126,6 +126,22 @@ def test_vector_truth_is_rasterized_on_the_prediction_grid(example: Path, tmp_pa
     assert counts.false_positive.tolist() == [2, 1, 0]
 
 
+def test_a_yes_column_scores_its_class_without_a_classes_file(files: Files, tmp_path: Path):
+    # As delivered with SpaceNet: `building: yes`, no classes.yaml. Training names the class
+    # after the column; evaluating its prediction against the same file must do the same.
+    truth = files.write_yes_buildings(tmp_path / "truth" / "buildings.geojson")
+    predicted = np.array([[[1, 1, 0, 0], [0, 0, 0, 0]]], dtype=bool)
+    prediction = files.write_mask_prediction(
+        tmp_path / "pred" / "a_mask.tif", predicted, files.grid_at(0), names=("building",)
+    )
+    evaluation, inputs = evaluate_paths(prediction, truth, class_column="building")
+    assert inputs.classes_file is None
+    assert inputs.as_dict()["class_column"] == "building"  # the report reads the same column
+    assert evaluation.class_names == ("building",)
+    assert evaluation.counts.true_positive.tolist() == [2]
+    assert evaluation.mean_jaccard == pytest.approx(2 / 2)
+
+
 def test_a_truth_without_crs_and_a_georeferenced_prediction_cannot_be_reconciled(
     files: Files, example: Path, tmp_path: Path
 ) -> None:

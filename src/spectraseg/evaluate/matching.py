@@ -20,6 +20,7 @@ parent folder, else the prediction's class names in order (ids 1..K).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from spectraseg.classes import ClassList, ClassSpec
+from spectraseg.data.delivery import classes_from_labels
 from spectraseg.data.rasterize import rasterize_classes, rasterize_geometries
 from spectraseg.errors import DataError, LabelError, RasterError, did_you_mean
 from spectraseg.grid import Grid
@@ -154,6 +156,37 @@ def find_classes_file(truth: str | os.PathLike[str]) -> Path | None:
 def classes_from_names(names: tuple[str, ...]) -> ClassList:
     """A class list for names alone: ids 1..K in order."""
     return ClassList(classes=tuple(ClassSpec(name=n, id=i + 1) for i, n in enumerate(names)))
+
+
+def with_truth_values(classes: ClassList, truth: Path, column: str) -> ClassList:
+    """`classes` with the values a vector truth's `column` gives them when no classes file
+    says more, by the rule training uses without a classes.yaml
+    (`data/delivery.classes_from_labels`): a column holding only "yes" (`building: yes`) is
+    one class named after the column. So the truth a model was trained on scores and shows
+    it without a hand-written classes.yaml. Other truths and classes are returned as given.
+    """
+    if not is_vector_file(truth):
+        return classes
+    derived = _classes_by_rule(truth, truth.stat().st_mtime_ns, column)
+    if derived is None:
+        return classes  # reading the truth itself says what is wrong, with its own hint
+    specs = [
+        spec.model_copy(update={"values": derived[spec.name].values})
+        if spec.name in derived and not spec.values
+        else spec
+        for spec in classes.classes
+    ]
+    return classes.model_copy(update={"classes": tuple(specs)})
+
+
+@functools.lru_cache(maxsize=8)
+def _classes_by_rule(truth: Path, mtime_ns: int, column: str) -> dict[str, ClassSpec] | None:
+    """Once per file version: scenes sharing one truth file read its column once."""
+    del mtime_ns  # part of the cache key only
+    try:
+        return {c.name: c for c in classes_from_labels(truth, column).classes}
+    except LabelError:
+        return None
 
 
 def class_positions(

@@ -31,6 +31,7 @@ from spectraseg.evaluate.matching import (
     classes_from_names,
     find_classes_file,
     pair_scenes,
+    with_truth_values,
 )
 from spectraseg.evaluate.scores import Evaluation, SceneScores, merge_bands, score_scene
 from spectraseg.io.classes_file import load_classes
@@ -55,6 +56,8 @@ class EvaluationInputs:
     truth: str
     classes_file: str | None
     run: str | None
+    class_column: str = "class"
+    """The vector truth's class attribute (`--class-column`), so the report reads it alike."""
 
     def as_dict(self) -> dict[str, str | None]:
         return {
@@ -62,6 +65,7 @@ class EvaluationInputs:
             "truth": self.truth,
             "classes_file": self.classes_file,
             "run": self.run,
+            "class_column": self.class_column,
         }
 
 
@@ -233,6 +237,7 @@ def evaluate_paths(
         truth=str(truth),
         classes_file=str(found) if found is not None else None,
         run=str(run) if run is not None else None,
+        class_column=class_column,
     )
     return Evaluation(evaluated, tuple(scenes)), inputs
 
@@ -256,7 +261,7 @@ def _score_pair(
         info = raster.info
         keep = [k for k, n in enumerate(info.class_names) if n.lower() not in BACKGROUND_NAMES]
         names = tuple(info.class_names[k] for k in keep)
-        classes = truth_classes or classes_from_names(names)
+        classes = truth_classes or with_truth_values(classes_from_names(names), pair.truth, column)
         positions = class_positions(names, classes, where=str(pair.truth))
         vectors = None
         if pair.shared and is_vector_file(pair.truth):

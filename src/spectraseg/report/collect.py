@@ -25,7 +25,12 @@ import yaml
 from spectraseg.classes import ClassList, ClassSpec
 from spectraseg.data.catalog import find_scenes
 from spectraseg.errors import DataError, SpectrasegError
-from spectraseg.evaluate.matching import find_classes_file, find_predictions, pair_scenes
+from spectraseg.evaluate.matching import (
+    find_classes_file,
+    find_predictions,
+    pair_scenes,
+    with_truth_values,
+)
 from spectraseg.io.classes_file import load_classes
 from spectraseg.report.reading import DEFAULT_MAX_PIXELS, read_scene_view
 from spectraseg.report.sources import ReportSource, SceneView, ThresholdCurves
@@ -152,14 +157,19 @@ def _scene_images(folders: Sequence[Path]) -> dict[str, tuple[Path, ...]]:
 
 
 def _classes_for(
-    truth: Path, classes_file: str | None, facts: RunFacts, names: Sequence[str]
+    truth: Path,
+    classes_file: str | None,
+    facts: RunFacts,
+    names: Sequence[str],
+    column: str,
 ) -> ClassList:
     found = Path(classes_file) if classes_file else find_classes_file(truth)
     if found is not None and found.is_file():
         return load_classes(found)
-    return facts.classes() or ClassList(
+    known = facts.classes() or ClassList(
         classes=tuple(ClassSpec(name=n, id=i + 1) for i, n in enumerate(names))
     )
+    return with_truth_values(known, truth, column)
 
 
 def _curves(
@@ -198,7 +208,8 @@ def evaluation_source(
     prediction, truth = sources.get("prediction"), sources.get("truth")
     if prediction and truth and Path(prediction).exists() and Path(truth).exists():
         truth_path = Path(truth)
-        classes = _classes_for(truth_path, sources.get("classes_file"), facts, names)
+        column = sources.get("class_column") or "class"
+        classes = _classes_for(truth_path, sources.get("classes_file"), facts, names, column)
         near = truth_path if truth_path.is_dir() else truth_path.parent
         found = _scene_images([*images, near, near.parent])
         with_probs = find_predictions(prediction, prefer_mask=False)
@@ -213,6 +224,7 @@ def evaluation_source(
                 band_names=facts.band_names,
                 thresholds=facts.thresholds,
                 max_pixels=max_pixels,
+                column=column,
             )
             views.append(view)
             if scene_probs is not None and scene_probs.shape[0] == len(names):

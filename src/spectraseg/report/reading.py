@@ -106,12 +106,14 @@ def read_scene_view(
     band_names: Sequence[str] = (),
     thresholds: Sequence[float] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    column: str = "class",
 ) -> tuple[SceneView, np.ndarray | None]:
     """One scene downsampled to at most `max_pixels`: the view, and the probabilities when the
     prediction holds them ((K, h, w), for threshold curves).
 
     Args:
         thresholds: per-class thresholds for probabilities without a tuned-thresholds tag.
+        column: a vector truth's class attribute (`evaluate --class-column`).
     """
     with PredictionRaster(prediction, classes=classes) as raster:
         info = raster.info
@@ -128,7 +130,7 @@ def read_scene_view(
     with warnings.catch_warnings():
         # Scoring read the same truth and already warned about it (repaired polygons, ...).
         warnings.simplefilter("ignore", SpectrasegWarning)
-        truth_mask, ignore = load_truth(truth, grid, classes)
+        truth_mask, ignore = load_truth(truth, grid, classes, column=column)
     truth_mask, mask = truth_mask[positions], mask[keep]
     probs = probs[keep] if probs is not None and info.head == "sigmoid" else None
     composite: np.ndarray | None = None
