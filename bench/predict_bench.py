@@ -21,6 +21,7 @@ into bench_out/predict (20 bands, uint16, tiled, deflate) and reused.
     python bench/predict_bench.py --only c --size 4096 --train-minutes 5   # about 25 minutes
     python bench/predict_bench.py --only d --compile-size 1024             # about 15 minutes
     python bench/predict_bench.py --only d --device cuda                   # on a GPU
+    python bench/predict_bench.py --only d --precision bf16   # a CPU with native bf16
     python bench/predict_bench.py --only c --size 512 --train-minutes 1    # quick check
 """
 
@@ -270,6 +271,9 @@ def main() -> None:
     parser.add_argument("--retrain", action="store_true", help="(c) train again")
     parser.add_argument("--compile-size", type=int, default=1024, help="(d) raster side")
     parser.add_argument("--device", default="cpu", help="(d) cpu or cuda")
+    parser.add_argument(
+        "--precision", default="auto", help="(d) predict.precision of the predict path"
+    )
     parser.add_argument("--batch", type=int, help="U-Net windows per batch (default: auto)")
     parser.add_argument(
         "--case",
@@ -297,7 +301,10 @@ def main() -> None:
         print(json.dumps(predict_real.predict_case(args.run, args.raster, args.which)))
         return
     if args.case == "compile":
-        print(json.dumps(predict_real.compile_case(args.raster, BANDS, CLASSES, args.device)))
+        measured = predict_real.compile_case(
+            args.raster, BANDS, CLASSES, args.device, args.precision
+        )
+        print(json.dumps(measured))
         return
     if args.case:
         height, width = (int(v) for v in args.shape.split("x"))
@@ -357,7 +364,7 @@ def main() -> None:
     if args.only == "c":
         real_model_case(args.size, args.train_minutes, args.retrain)
     if args.only == "d":
-        compile_case(args.compile_size, args.device)
+        compile_case(args.compile_size, args.device, args.precision)
     print(f"# load average at the end {os.getloadavg()[0]:.2f}")
 
 
@@ -394,11 +401,12 @@ def real_model_case(size: int, minutes: float, retrain: bool) -> None:
     print(f"# new defaults {speedup:.2f}x faster; Jaccard {change:+.4f}")
 
 
-def compile_case(size: int, device: str = "cpu") -> None:
+def compile_case(size: int, device: str = "cpu", precision: str = "auto") -> None:
     """(d): compiled predict path against a straightforward NCHW implementation."""
     generate_raster(size, size)
     raster = str(raster_path(size, size))
-    m = child("compile", (size, size), None, "--raster", raster, "--device", device)
+    options = ("--raster", raster, "--device", device, "--precision", precision)
+    m = child("compile", (size, size), None, *options)
     print(
         f"\n(d) reference U-Net, window 256, overlap 0.5, TTA 8, {size}², one process, on "
         f"{m['device']} (predict path in {m['precision']}; the NCHW reference in float32)"

@@ -199,12 +199,33 @@ def straightforward_nchw(
     return blended[:, margin : margin + height, margin : margin + width].cpu().numpy()
 
 
+def standardize_layer(image: np.ndarray) -> Any:
+    """A layer (x - mean) / std per band, with the bands' statistics of `image`."""
+    import torch
+
+    class Standardize(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            bands = image.reshape(image.shape[0], -1).astype(np.float64)
+            shape = (1, image.shape[0], 1, 1)
+            mean = torch.tensor(np.nanmean(bands, axis=1), dtype=torch.float32).reshape(shape)
+            std = torch.tensor(np.nanstd(bands, axis=1) + 1e-6, dtype=torch.float32)
+            self.register_buffer("mean", mean)
+            self.register_buffer("std", std.reshape(shape))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x - self.mean) / self.std
+
+    return Standardize()
+
+
 def compile_case(
-    raster: Path, bands: int, classes: int, device: str = "cpu"
+    raster: Path, bands: int, classes: int, device: str = "cpu", precision: str = "auto"
 ) -> dict[str, float | str]:
-    """(d), in this process: straightforward NCHW, eager channels-last, compiled, on `device`
-    (on a GPU the predict path runs in `predict.precision: auto`, bf16 where the GPU has it;
-    the NCHW reference stays float32)."""
+    """(d), in this process: straightforward NCHW, eager channels-last, compiled, on `device`,
+    the predict path in `predict.precision: precision` (`auto`: bf16 on a GPU that has it,
+    fp32 on the CPU; `bf16` on a CPU with native bf16 is the other option). The NCHW reference
+    stays float32."""
     import torch
 
     from spectraseg.io.rasters import open_stack
@@ -216,12 +237,20 @@ def compile_case(
     from spectraseg.train.precision import resolve_precision
 
     torch.manual_seed(0)
-    network = UNet(bands, classes, depth=4, base_filters=32).eval().to(device)
-    model = torch.nn.Sequential(network, torch.nn.Sigmoid()).eval()
     with open_stack(raster) as stack:
         image, _ = stack.read()
         height, width = stack.grid.height, stack.grid.width
-    settings = PredictSettings(tiling=TilingSettings(window_px=256, overlap=0.5), tta=8)
+    # The band standardization a checkpoint's preprocessing applies, as the first layer: the
+    # network then sees the value range a trained model does, and half precision's rounding
+    # is what it would be there (on raw uint16 values the logits run into the hundreds).
+    standardize = standardize_layer(image).to(device)
+    network = UNet(bands, classes, depth=4, base_filters=32).eval().to(device)
+    model = torch.nn.Sequential(standardize, network, torch.nn.Sigmoid()).eval()
+    settings = PredictSettings(
+        tiling=TilingSettings(window_px=256, overlap=0.5),
+        tta=8,
+        precision=precision,  # type: ignore[arg-type]
+    )
     # Class names given, so predict_raster does not probe the model with a small window (which
     # would make the compiled network compile again for that shape).
     info = ModelInfo(class_names=tuple(f"class_{k + 1}" for k in range(classes)))
@@ -233,7 +262,7 @@ def compile_case(
         torch.cuda.synchronize()
     nchw_seconds = time.perf_counter() - started
 
-    channels_last = torch.nn.Sequential(network, torch.nn.Sigmoid()).eval()
+    channels_last = torch.nn.Sequential(standardize, network, torch.nn.Sigmoid()).eval()
     channels_last.to(memory_format=torch.channels_last)
     out = Path(tempfile.mkdtemp(dir=WORK))
     try:
