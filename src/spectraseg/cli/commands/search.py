@@ -23,7 +23,8 @@ def add_parser(subparsers: Any) -> None:
         help="search architectures and training settings (Optuna TPE), resumable",
         description="Train trial after trial with values drawn by TPE from a search space and "
         "keep DIR/best.yaml, a ready `spectraseg train --config` file. Rerun with the same --out "
-        "to continue; a changed --space starts a refined study seeded with the old trials.",
+        "to continue; a changed --space starts a refined study seeded with the old trials. A new "
+        "study's first trial is the base config itself when the space holds it.",
     )
     parser.add_argument("--data", type=Path, metavar="DIR", help="data folder (as for train)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="search folder")
