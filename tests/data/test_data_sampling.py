@@ -36,7 +36,9 @@ def draw_shares(sampler: WindowSampler, draws: int = 4000) -> np.ndarray:
     return counts / draws
 
 
-def sampler_for(scene: SamplingScene, balance: float, patch: int = 16) -> WindowSampler:
+def sampler_for(
+    scene: SamplingScene, balance: float, patch: int = 16, margin: int = 0
+) -> WindowSampler:
     settings = SamplingSettings(class_balance=balance, smoothing=0.0)
     return WindowSampler(
         [scene],
@@ -44,6 +46,7 @@ def sampler_for(scene: SamplingScene, balance: float, patch: int = 16) -> Window
         max_invalid_share=0.5,
         settings=settings,
         rng=np.random.default_rng(0),
+        scored_margin_px=margin,
     )
 
 
@@ -73,6 +76,30 @@ def test_drawn_window_contains_a_pixel_of_the_drawn_class(rare_square_scene) -> 
             ]
             assert patch.any()
         assert 0 <= window.row <= SIZE - 16 and 0 <= window.col <= SIZE - 16
+
+
+def test_with_a_scored_centre_the_drawn_class_lands_inside_it(rare_square_scene) -> None:
+    # Valid-region training scores only the centre 8 x 8 of a 16 px patch: a window drawn for
+    # the rare square must hold it there, not in the border the loss ignores.
+    sampler = sampler_for(rare_square_scene, balance=1.0, margin=4)
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        window, drawn = sampler.draw(rng)
+        if drawn == 1:
+            centre = rare_square_scene.mask[
+                1, window.row + 4 : window.row + 12, window.col + 4 : window.col + 12
+            ]
+            assert centre.any()
+
+
+def test_a_pixel_no_window_can_centre_still_gets_a_window_holding_it() -> None:
+    mask = np.zeros((1, SIZE, SIZE), dtype=bool)
+    mask[0, 0, 0] = True  # in the scene's corner: no 16 px window has it 4 px inside
+    scene = SamplingScene(mask=mask, usable=np.ones((SIZE, SIZE), dtype=bool))
+    sampler = sampler_for(scene, balance=1.0, margin=4)
+    rng = np.random.default_rng(0)
+    windows = [w for w, drawn in (sampler.draw(rng) for _ in range(100)) if drawn == 0]
+    assert windows and all((w.row, w.col) == (0, 0) for w in windows)
 
 
 def test_multi_label_pixels_are_credited_to_their_rarest_class_once() -> None:

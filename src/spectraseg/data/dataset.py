@@ -193,6 +193,7 @@ def prepare_training_data(
     patches_per_epoch: int,
     seed: int,
     stats: BandStats | None = None,
+    scored_margin_px: int = 0,
 ) -> TrainingData:
     """Split, normalize and index labelled scenes (bands and indices already stacked).
 
@@ -200,6 +201,8 @@ def prepare_training_data(
         size_multiple: what patch sides must divide by (2**depth for a U-Net).
         stats: normalization statistics to reuse (when resuming); default computed on the
             training part of the split.
+        scored_margin_px: the patch border the loss does not score (`train.centre_crop_px`):
+            pixels drawn for their class are placed inside it where a window allows.
     """
     _check_labelled(scenes)
     usable = [~s.ignored() for s in scenes]
@@ -233,6 +236,7 @@ def prepare_training_data(
         max_invalid_share=data.max_invalid_share,
         settings=sampling,
         rng=np.random.default_rng([seed, 1]),
+        scored_margin_px=scored_margin_px,
     )
     _log_class_draws(sampler, scenes[0].class_names)
     train = PatchDataset(

@@ -206,11 +206,14 @@ class WindowSampler:
         max_invalid_share: float,
         settings: SamplingSettings,
         rng: np.random.Generator,
+        scored_margin_px: int = 0,
     ) -> None:
         """Index the scenes' pixels by class.
 
         Args:
             rng: only used to subsample the locations of very common classes.
+            scored_margin_px: the border the loss does not score (`train.centre_crop_px`):
+                a drawn pixel is placed inside it where a window allows (`window_around`).
 
         Raises:
             DataError: when no patch of `patch_size` can be drawn from any scene, or none of
@@ -219,6 +222,7 @@ class WindowSampler:
         if not scenes:
             raise DataError("no training scenes to draw patches from.")
         self.patch_size = patch_size
+        self.scored_margin_px = scored_margin_px
         self.num_classes = int(scenes[0].mask.shape[0])
         self._allowed = [
             allowed_windows(s.has_data(), s.region, patch_size, max_invalid_share) for s in scenes
@@ -280,7 +284,13 @@ class WindowSampler:
     ) -> PatchWindow:
         """A uniformly chosen allowed window containing pixel (row, col)."""
         return window_around(
-            _DenseCorners(self._allowed[scene]), scene, row, col, self.patch_size, rng
+            _DenseCorners(self._allowed[scene]),
+            scene,
+            row,
+            col,
+            self.patch_size,
+            rng,
+            self.scored_margin_px,
         )
 
 
@@ -316,20 +326,49 @@ def window_around(
     col: int,
     size: int,
     rng: np.random.Generator,
+    margin: int = 0,
 ) -> PatchWindow:
-    """A uniformly chosen allowed window of `size` px containing pixel (row, col).
+    """A uniformly chosen allowed window of `size` px containing pixel (row, col), at least
+    `margin` px inside its border when an allowed window can hold it there.
 
-    A few random corners first (almost always enough), then a uniform pick among every allowed
-    corner around the pixel. The in-memory and streamed samplers both call it, so they make the
-    same random calls and draw the same windows for a seed.
+    With valid-region training (`train.centre_crop_px`) only a window's centre is scored: a
+    pixel drawn for its class must land there, or the draw credits a class the loss never
+    sees. Near a scene's edge, where no allowed window has the pixel in its centre, any window
+    containing it is taken. The in-memory and streamed samplers both call this, so they make
+    the same random calls and draw the same windows for a seed.
     """
-    top, left = max(0, row - size + 1), max(0, col - size + 1)
-    bottom, right = min(row, allowed.shape[0] - 1), min(col, allowed.shape[1] - 1)
+    if margin:
+        centred = _window_in(allowed, scene, row, col, size, rng, margin)
+        if centred is not None:
+            return centred
+    window = _window_in(allowed, scene, row, col, size, rng, 0)
+    assert window is not None, "a drawable pixel lies in some allowed window"
+    return window
+
+
+def _window_in(
+    allowed: AllowedCorners,
+    scene: int,
+    row: int,
+    col: int,
+    size: int,
+    rng: np.random.Generator,
+    margin: int,
+) -> PatchWindow | None:
+    """A few random corners first (almost always enough), then a uniform pick among every
+    allowed corner whose window holds the pixel `margin` px inside; None when none does."""
+    top, left = max(0, row - size + 1 + margin), max(0, col - size + 1 + margin)
+    bottom = min(row - margin, allowed.shape[0] - 1)
+    right = min(col - margin, allowed.shape[1] - 1)
+    if top > bottom or left > right:
+        return None
     for _ in range(_QUICK_TRIES):
         r = int(rng.integers(top, bottom + 1))
         c = int(rng.integers(left, right + 1))
         if allowed.get(r, c):
             return PatchWindow(scene, r, c)
     rows, cols = np.nonzero(allowed.rows(top, bottom + 1)[:, left : right + 1])
+    if rows.size == 0:
+        return None
     pick = int(rng.integers(rows.size))
     return PatchWindow(scene, top + int(rows[pick]), left + int(cols[pick]))

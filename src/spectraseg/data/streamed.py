@@ -121,6 +121,7 @@ def prepare_streamed_training_data(
     stats: BandStats | None = None,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     strip_rows: int | None = None,
+    scored_margin_px: int = 0,
 ) -> TrainingData:
     """Split, index and normalize lazy scenes the way `prepare_training_data` does scenes.
 
@@ -128,6 +129,7 @@ def prepare_streamed_training_data(
         size_multiple: what patch sides must divide by (2**depth for a U-Net).
         stats: normalization statistics to reuse (when resuming); default computed on the
             training part of the split, strip by strip.
+        scored_margin_px: the patch border the loss does not score (`train.centre_crop_px`).
         cache_bytes: decoded blocks each process keeps.
         strip_rows: rows read at a time while indexing; default `strip_rows_for` the scenes.
     """
@@ -174,6 +176,7 @@ def prepare_streamed_training_data(
         settings=sampling,
         rng=np.random.default_rng([seed, 1]),
         strip_rows=rows,
+        scored_margin_px=scored_margin_px,
     )
     _log_class_draws(sampler, scenes[0].class_names)
     blocks = BlockCache(train_scenes, stats, data.normalization, max_bytes=cache_bytes)

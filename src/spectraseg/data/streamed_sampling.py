@@ -184,6 +184,7 @@ class StreamedWindowSampler(WindowSampler):
         settings: SamplingSettings,
         rng: np.random.Generator,
         strip_rows: int,
+        scored_margin_px: int = 0,
     ) -> None:
         """Index the scenes' pixels by class from their scans (`scan_scene`).
 
@@ -195,6 +196,7 @@ class StreamedWindowSampler(WindowSampler):
         if not scenes:
             raise DataError("no training scenes to draw patches from.")
         self.patch_size = patch_size
+        self.scored_margin_px = scored_margin_px
         self.num_classes = scenes[0].num_classes
         self._scenes = list(scenes)
         self._scans = list(scans)
@@ -286,4 +288,5 @@ class StreamedWindowSampler(WindowSampler):
         self, scene: int, row: int, col: int, rng: np.random.Generator
     ) -> PatchWindow:
         """`WindowSampler._window_around` on the packed corners: the same random calls."""
-        return window_around(self._scans[scene].allowed, scene, row, col, self.patch_size, rng)
+        allowed = self._scans[scene].allowed
+        return window_around(allowed, scene, row, col, self.patch_size, rng, self.scored_margin_px)

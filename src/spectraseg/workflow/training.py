@@ -363,6 +363,7 @@ def _training_data(
         "patches_per_epoch": config.train.patches_per_epoch,
         "seed": config.train.seed,
         "stats": stats,
+        "scored_margin_px": config.train.centre_crop_px,
     }
     lazy = [s for s in scenes if isinstance(s, LazyScene)]
     if lazy:
