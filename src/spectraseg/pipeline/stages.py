@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 # The order stages run in; `--from` and `--until` name these.
 TRUTH_IGNORE = 255
+HELD_OUT_STRIP_ROWS = 512
+"""Rows of a scene read and written at a time for the held-out truth (a 20000 px wide scene of
+13 bands: about 0.5 GB of float32 pixels per strip)."""
 
 STAGE_KINDS = ("prepare", "search", "train", "predict", "postprocess", "evaluate", "report")
 
@@ -198,16 +201,19 @@ def prepare_held_out(context: RunContext) -> Outcome:
 
     The area is the one every model's training holds out for validation (`held_out_areas`,
     same split settings and seed), so the scores cover exactly the pixels no model trained on;
-    everything outside it is 255 (not scored).
+    everything outside it is 255 (not scored). Each scene is read and written one strip of
+    rows at a time (`LazyScene`), so scenes larger than memory are no obstacle.
     """
-    from spectraseg.data.catalog import load_dataset
+    from rasterio.windows import Window
+
+    from spectraseg.data.catalog import open_lazy_dataset
     from spectraseg.data.split import held_out_areas
-    from spectraseg.io.geotiff import write_raster
+    from spectraseg.io.geotiff import RasterWriter
 
     config = context.config
     assert config.run.data is not None
     data = config.data
-    scenes, classes = load_dataset(
+    scenes, classes = open_lazy_dataset(
         config.run.data,
         labels=data.labels,
         band_names=data.bands or None,
@@ -225,15 +231,24 @@ def prepare_held_out(context: RunContext) -> Outcome:
     outputs: list[Path] = []
     for area in areas:
         scene = scenes[area.scene]
-        assert scene.mask is not None
-        truth = scene.mask.astype(np.uint8)
-        truth[:, scene.ignored() | ~area.mask(scene.shape)] = TRUTH_IGNORE
+        height, width = scene.shape
         target = folder / f"{scene.name}.tif"
-        write_raster(target, truth, scene.grid, band_names=classes.names, overwrite=True)
+        count = len(classes.names)
+        with RasterWriter(
+            target, scene.grid, count, "uint8", band_names=classes.names, overwrite=True
+        ) as writer:
+            for start in range(0, height, HELD_OUT_STRIP_ROWS):
+                stop = min(height, start + HELD_OUT_STRIP_ROWS)
+                _, valid, mask, ignore = scene.read(Window(0, start, width, stop - start))
+                truth = mask.astype(np.uint8)
+                outside = ~area.mask(scene.shape, rows=(start, stop))
+                truth[:, ~valid | ignore | outside] = TRUTH_IGNORE
+                writer.write_rows(truth, start)
+        scene.close()
         outputs.append(target)
     classes_file = folder / CLASSES_FILE
     save_classes(classes.model_copy(update={"ignore_value": TRUTH_IGNORE}), classes_file)
-    share = sum(int(area.mask(scenes[area.scene].shape).sum()) for area in areas)
+    share = sum((area.rows[1] - area.rows[0]) * (area.cols[1] - area.cols[0]) for area in areas)
     total = sum(s.shape[0] * s.shape[1] for s in scenes)
     return [*outputs, classes_file], (
         f"held-out area of {len(areas)} training scene(s) ({share / total:.0%} of their pixels)"
