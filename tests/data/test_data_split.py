@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from spectraseg.data.split import SplitSettings, largest_patch_size, split_scenes
+from spectraseg.data.split import (
+    SplitSettings,
+    held_out_areas,
+    largest_patch_size,
+    split_scenes,
+)
 from spectraseg.errors import ConfigError, DataError
 
 
@@ -85,6 +90,21 @@ def test_validation_windows_are_the_same_for_the_same_seed_and_capped() -> None:
     again = split_scenes(["a", "b", "c"], scenes, patch_size=32, settings=settings, seed=3)
     assert first.windows == again.windows
     assert len(first.windows) == 5
+
+
+def test_a_split_seed_keeps_the_blocks_whatever_the_training_seed() -> None:
+    scenes, names = usable((256, 256), (256, 256), (256, 256)), ["a", "b", "c"]
+
+    def windows(settings: SplitSettings, seed: int) -> list:
+        return split_scenes(names, scenes, patch_size=32, settings=settings, seed=seed).windows
+
+    by_training_seed = [windows(SplitSettings(), seed) for seed in range(6)]
+    assert any(w != by_training_seed[0] for w in by_training_seed)  # the seed moves the split
+    fixed = SplitSettings(seed=7)
+    assert all(windows(fixed, seed) == windows(fixed, 0) for seed in range(6))
+    assert windows(fixed, 0) == windows(SplitSettings(), 7)
+    held = [held_out_areas(names, [(256, 256)] * 3, settings=fixed, seed=s) for s in range(3)]
+    assert held[0] == held[1] == held[2]
 
 
 def test_validation_area_without_usable_pixels_is_a_data_error() -> None:

@@ -54,6 +54,14 @@ class SplitSettings(Settings):
     """Side of the validation windows; default the training patch size."""
     max_windows: int = Field(default=64, ge=1)
     """Validation windows kept (a fixed seeded subset beyond that) to bound validation time."""
+    seed: int | None = None
+    """Seed of the split alone; default `train.seed`. Fix it to train again with another
+    `train.seed` (other weights and patches) on the same validation blocks, e.g. to measure how
+    much one training's score moves from run to run."""
+
+    def rng(self, seed: int) -> np.random.Generator:
+        """The split's random generator: from `seed` (the training's) unless `self.seed` is set."""
+        return np.random.default_rng(self.seed if self.seed is not None else seed)
 
 
 class ValidationWindow(NamedTuple):
@@ -258,7 +266,7 @@ def held_out_areas(
         >>> held_out_areas(["a"], [(64, 256)], settings=SplitSettings(), seed=0)[0].rows
         (0, 64)
     """
-    return _held_out(names, shapes, settings, np.random.default_rng(seed))[1]
+    return _held_out(names, shapes, settings, settings.rng(seed))[1]
 
 
 def split_record(
@@ -344,7 +352,7 @@ def split_by_shapes(
     """`split_scenes` for scenes known by their shapes; `has_usable(window)` says whether a
     validation window holds a usable pixel (streamed training reads the window to tell).
     """
-    rng = np.random.default_rng(seed)
+    rng = settings.rng(seed)
     window_px = settings.window_px or patch_size
     mode, areas = _held_out(names, shapes, settings, rng)
     windows: list[ValidationWindow] = []
