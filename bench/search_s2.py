@@ -11,6 +11,8 @@ per-class models against the all-classes model, all scored on the same held-out 
    again with the same budget, `--minutes` each; and the best config once per class
    (`spectraseg train --per-class`), `--per-class-minutes` per class model (default
    `--minutes`), as the DSTL team did.
+   With `--seeds N`, each network config is trained N times (train.seed 0..N-1) on the same
+   split (data.split.seed fixed), and the means are compared.
 3. Each model predicts the scene and is scored on the held-out area of the spatial-block split
    (a quarter of the scene along its long side, with a gap no training patch enters: the
    pixels `held_out_areas` gives, as `spectraseg run` scores a run without test scenes), after
@@ -193,6 +195,9 @@ def main() -> int:
     parser.add_argument("--space", default=str(SPACE), help="a space file, or 'default'")
     parser.add_argument("--per-class-minutes", type=float, default=None)
     parser.add_argument("--skip-per-class", action="store_true")
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="train each network config this many times"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
@@ -223,6 +228,22 @@ def main() -> int:
     if not args.skip_per_class:
         models["best, per class"] = (best, True)
     rows: list[Scored] = []
+    if args.seeds > 1:
+        # Each network config trained `--seeds` times (train.seed 0, 1, ...) on one split
+        # (data.split.seed fixed at the base config's train.seed): a comparison of means.
+        split_seed = f"data.split.seed={config.train.seed}"
+        repeated: dict[str, tuple[Config, bool]] = {}
+        for label, (trained, per_class) in models.items():
+            if per_class:
+                repeated[label] = (trained, per_class)
+                continue
+            for seed in range(args.seeds):
+                overrides = [f"train.seed={seed}", split_seed]
+                repeated[f"{label}, seed {seed}"] = (
+                    load_config(None, overrides, base=trained),
+                    False,
+                )
+        models = repeated
     for label, (trained, per_class) in models.items():
         folder = args.out / "models" / label.replace(" ", "-").replace(",", "")
         started = time.monotonic()
@@ -239,6 +260,13 @@ def main() -> int:
         rows.append(Scored(label, folder, seconds, validation, held_out, per_class_scores))
         print(f"{label}: held-out mean Jaccard {held_out:.4f} ({seconds:.0f} s of training)")
     report(rows, args)
+    if args.seeds > 1:
+        for label in ("base config", "best of search"):
+            scores = [r.held_out for r in rows if r.label.startswith(f"{label}, seed ")]
+            print(
+                f"{label}: held-out mean Jaccard {np.mean(scores):.4f} +- {np.std(scores):.4f} "
+                f"over {len(scores)} seeds ({', '.join(f'{v:.3f}' for v in scores)})"
+            )
     return 0
 
 
