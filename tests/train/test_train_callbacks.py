@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from spectraseg.config import load_config
 from spectraseg.errors import ConfigError
-from spectraseg.sample import generate_sample
 from spectraseg.train.checkpoint import load_checkpoint
 from spectraseg.workflow.training import train_model
 
-TINY = [
-    "model.unet.depth=3",
-    "model.unet.base_filters=4",
-    "data.patch_size=32",
-    "train.patches_per_epoch=8",
-    "train.batch_size=4",
-    "train.num_workers=0",
-    "train.threads=1",
-    "train.epochs=3",
-]
+from .conftest import TINY_UNET
 
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_sample(tmp_path_factory.mktemp("sample"), scenes=3, size=64, seed=4)
+TINY = [*TINY_UNET, "train.patches_per_epoch=8", "train.epochs=3"]
 
 
 def test_on_epoch_end_sees_every_validation_and_can_stop_training(sample, tmp_path) -> None:

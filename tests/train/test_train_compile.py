@@ -14,16 +14,9 @@ from spectraseg.train.checkpoint import load_checkpoint
 from spectraseg.train.fit import TrainSettings
 from spectraseg.workflow.training import train_model
 
-TINY = [
-    "model.unet.depth=3",
-    "model.unet.base_filters=4",
-    "data.patch_size=32",
-    "train.patches_per_epoch=4",
-    "train.batch_size=4",
-    "train.num_workers=0",
-    "train.epochs=1",
-    "train.threads=1",
-]
+from .conftest import TINY_UNET
+
+TINY = [*TINY_UNET, "train.patches_per_epoch=4", "train.epochs=1"]
 
 
 def test_compile_is_off_by_default() -> None:

@@ -3,29 +3,24 @@ and a distributed run resumes where it stopped."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from spectraseg.config import load_config
 from spectraseg.errors import SpectrasegError
-from spectraseg.sample import generate_sample
 from spectraseg.train.checkpoint import load_checkpoint
 from spectraseg.train.distributed import Rank, rank_share, threads_per_process
 from spectraseg.workflow.launch import train_on_devices
 from spectraseg.workflow.training import train_model
 
+from .conftest import TINY_UNET
+
 TINY = [
-    "model.unet.depth=3",
-    "model.unet.base_filters=4",
+    *TINY_UNET,
     "model.unet.batch_norm=false",
-    "data.patch_size=32",
     "train.patches_per_epoch=8",
     "train.batch_size=8",
-    "train.num_workers=0",
     "train.epochs=1",
-    "train.threads=1",
 ]
 # Plain SGD on a loss that is a mean over pixels: one step of 4 + 4 patches on two ranks is
 # one step of 8 patches (Adam's first step divides by the gradient's own size, so it would
@@ -40,11 +35,6 @@ RUN_FILES = [
     "split.json",
     "train.log",
 ]
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_sample(tmp_path_factory.mktemp("sample"), scenes=3, size=64, seed=1)
 
 
 def test_each_rank_takes_every_other_patch_of_the_global_batch() -> None:

@@ -10,25 +10,12 @@ from pathlib import Path
 import pytest
 
 from spectraseg.config import load_config
-from spectraseg.sample import generate_sample
 from spectraseg.train.event_log import open_event_log
 from spectraseg.workflow.training import train_model
 
-TINY = [
-    "model.unet.depth=3",
-    "model.unet.base_filters=4",
-    "data.patch_size=32",
-    "train.patches_per_epoch=4",
-    "train.batch_size=4",
-    "train.num_workers=0",
-    "train.threads=1",
-    "train.early_stopping_patience=null",
-]
+from .conftest import TINY_UNET
 
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_sample(tmp_path_factory.mktemp("sample"), scenes=3, size=64, seed=1)
+TINY = [*TINY_UNET, "train.patches_per_epoch=4", "train.early_stopping_patience=null"]
 
 
 def read_scalars(folder: Path) -> dict[str, list[int]]:

@@ -10,27 +10,12 @@ import torch
 
 from spectraseg.config import load_config
 from spectraseg.predict.predictor import build_predictor
-from spectraseg.sample import generate_sample
 from spectraseg.train.checkpoint import load_checkpoint
 from spectraseg.workflow.training import train_model
 
-TINY = [
-    "model.unet.depth=3",
-    "model.unet.base_filters=4",
-    "data.patch_size=32",
-    "train.patches_per_epoch=8",
-    "train.batch_size=4",
-    "train.num_workers=0",
-    "train.epochs=1",
-    # One thread: two OpenMP threads on two cores shared with other processes can spin-wait
-    # tens of milliseconds per operation; tiny test models gain nothing from a second thread.
-    "train.threads=1",
-]
+from .conftest import TINY_UNET
 
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_sample(tmp_path_factory.mktemp("sample"), scenes=3, size=64, seed=1)
+TINY = [*TINY_UNET, "train.patches_per_epoch=8", "train.epochs=1"]
 
 
 def train(sample: Path, out: Path, *extra: str, resume: bool = False):
@@ -63,6 +48,16 @@ def test_time_budget_stops_after_a_step_validates_and_writes_everything(sample, 
     assert len(result.history) == 1  # validated once
     for name in ("config.yaml", "best.pt", "last.pt", "history.csv", "curves.png", "train.log"):
         assert (tmp_path / name).is_file(), name
+
+
+def test_cosine_reaches_its_floor_when_the_time_budget_ends(sample, tmp_path) -> None:
+    budget = ["train.epochs=1000", "train.max_minutes=0.0001", "train.learning_rate=0.01"]
+    result = train(sample, tmp_path / "budget", *budget)
+    assert result.history[-1]["learning_rate"] == pytest.approx(0.01 * 0.01)  # min_ratio
+    by_epochs = train(
+        sample, tmp_path / "epochs", *budget, "train.schedule.decay_over_budget=false"
+    )
+    assert by_epochs.history[-1]["learning_rate"] == pytest.approx(0.01, rel=1e-4)
 
 
 def test_run_folder_holds_exactly_the_run_files(sample, tmp_path) -> None:

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from spectraseg.config import load_config
-from spectraseg.sample import generate_sample
 from spectraseg.train.checkpoint import load_checkpoint
 from spectraseg.workflow.training import train_model
 
@@ -31,11 +30,6 @@ TINY = [
     "train.num_workers=0",
     "train.early_stopping_patience=null",
 ]
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_sample(tmp_path_factory.mktemp("sample"), scenes=3, size=64, seed=1)
 
 
 def train(sample: Path, out: Path, *extra: str, resume: bool = False):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -11,20 +9,14 @@ import torch
 from spectraseg.config import load_config
 from spectraseg.models.pretrained import adapt_first_convolution
 from spectraseg.predict.load_model import load_model
-from spectraseg.sample import generate_sample
 from spectraseg.train.checkpoint import load_checkpoint
 from spectraseg.workflow.training import train_model
 
+from .conftest import TINY_TRAINING
+
 pytestmark = pytest.mark.slow
 
-COMMON = [
-    "data.patch_size=32",
-    "train.patches_per_epoch=8",
-    "train.batch_size=4",
-    "train.num_workers=0",
-    "train.epochs=1",
-    "train.threads=1",
-]
+COMMON = [*TINY_TRAINING, "train.patches_per_epoch=8", "train.epochs=1"]
 DENSENET = [
     "model.name=fc-densenet",
     "model.fc_densenet.down_blocks=[1, 2]",
@@ -32,11 +24,6 @@ DENSENET = [
     "model.fc_densenet.growth_rate=3",
     "model.fc_densenet.first_filters=4",
 ]
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_sample(tmp_path_factory.mktemp("sample"), scenes=3, size=64, seed=1)
 
 
 def test_an_fc_densenet_run_records_its_architecture_and_predicts(sample, tmp_path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +13,6 @@ import torch
 from spectraseg.config import load_config
 from spectraseg.errors import ConfigError
 from spectraseg.models.unet import UNet
-from spectraseg.sample import generate_sample
 from spectraseg.train.checkpoint import load_checkpoint, save_checkpoint
 from spectraseg.train.fit import TrainSettings
 from spectraseg.train.loop import train_one_epoch
@@ -22,22 +20,10 @@ from spectraseg.train.losses import LossSettings, build_loss
 from spectraseg.train.precision import resolve_precision, restore_scaler, scaler_state
 from spectraseg.workflow.training import train_model
 
+from .conftest import TINY_UNET
+
 CPU = torch.device("cpu")
-TINY = [
-    "model.unet.depth=3",
-    "model.unet.base_filters=4",
-    "data.patch_size=32",
-    "train.patches_per_epoch=4",
-    "train.batch_size=4",
-    "train.num_workers=0",
-    "train.epochs=1",
-    "train.threads=1",
-]
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_sample(tmp_path_factory.mktemp("sample"), scenes=3, size=64, seed=1)
+TINY = [*TINY_UNET, "train.patches_per_epoch=4", "train.epochs=1"]
 
 
 def test_auto_is_the_default_and_float32_on_the_cpu() -> None:

@@ -58,6 +58,23 @@ def test_cosine_falls_from_the_base_to_the_floor_over_training() -> None:
     assert all(a >= b for a, b in itertools.pairwise(values))
 
 
+def test_cosine_under_a_time_budget_follows_whichever_runs_out_first() -> None:
+    settings = ScheduleSettings(name="cosine", min_ratio=0.0)
+
+    def rate(step: int, share: float) -> float:
+        return learning_rate(
+            step, settings, base=1.0, steps_per_epoch=10, total_epochs=10, budget_share=share
+        )
+
+    assert rate(0, 0.5) == pytest.approx(0.5)  # half the minutes spent: half way down
+    assert rate(50, 0.0) == pytest.approx(0.5)  # half the epochs done: the same
+    assert rate(50, 0.25) == rate(50, 0.0)  # the epochs ran out faster than the minutes
+    assert rate(10, 1.0) == 0.0  # the budget spent: the floor, whatever the epoch
+    constant = ScheduleSettings(name="constant")
+    assert learning_rate(5, constant, base=1.0, steps_per_epoch=1, total_epochs=10,
+                         budget_share=0.9) == 1.0  # fmt: skip
+
+
 def test_warmup_ramps_linearly_up_to_the_schedule() -> None:
     settings = ScheduleSettings(name="constant", warmup_epochs=1)
     values = rates(settings, 20)

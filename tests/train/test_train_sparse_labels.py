@@ -33,6 +33,8 @@ from spectraseg.train.losses import LossSettings, build_loss
 from spectraseg.workflow.head_choice import choose_head, label_layout
 from spectraseg.workflow.training import train_model
 
+from .conftest import TINY_UNET
+
 SIZE = 96
 # (row, col, class) of 6 px squares: a few in every quarter of the scene, about 3% of it.
 SQUARES = [
@@ -44,14 +46,9 @@ SQUARES = [
     (86, 84, "water"),
 ]
 TINY = [
-    "data.patch_size=32",
+    *TINY_UNET,
     "train.patches_per_epoch=8",
-    "train.batch_size=4",
-    "train.num_workers=0",
     "train.epochs=1",
-    "train.threads=1",
-    "model.unet.depth=3",
-    "model.unet.base_filters=4",
     "data.labels.file=polygons.geojson",
     "data.labels.labelled_area=polygons.geojson",
     "data.classes=[tree, water]",

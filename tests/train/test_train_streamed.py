@@ -9,24 +9,12 @@ import pytest
 import torch
 
 from spectraseg.config import load_config
-from spectraseg.sample import generate_sample
 from spectraseg.train.checkpoint import load_checkpoint
 from spectraseg.workflow.training import train_model
 
-TINY = [
-    "model.unet.depth=3",
-    "model.unet.base_filters=4",
-    "data.patch_size=32",
-    "train.patches_per_epoch=8",
-    "train.batch_size=4",
-    "train.epochs=1",
-    "train.threads=1",
-]
+from .conftest import TINY_UNET
 
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_sample(tmp_path_factory.mktemp("sample"), scenes=3, size=64, seed=2)
+TINY = [*TINY_UNET, "train.patches_per_epoch=8", "train.epochs=1"]
 
 
 def train(sample: Path, out: Path, *extra: str) -> None:

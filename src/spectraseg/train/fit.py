@@ -169,6 +169,14 @@ class FitResult:
     history: tuple[HistoryRow, ...]
 
 
+def _decay_budget_seconds(settings: TrainSettings) -> float | None:
+    """The time budget cosine decays over (`schedule.decay_over_budget`), in seconds, if any."""
+    schedule = settings.schedule
+    if settings.max_minutes is None or schedule.name != "cosine":
+        return None
+    return settings.max_minutes * 60 if schedule.decay_over_budget else None
+
+
 def _optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
     if settings.optimizer == "sgd":
         return torch.optim.SGD(
@@ -334,6 +342,15 @@ def fit(
     if settings.num_workers is None and world > 1 and device.type == "cpu":
         workers = 0  # the ranks already take every core
 
+    budget_s = _decay_budget_seconds(settings)
+    spent_before = state.seconds  # earlier sessions' training, when resumed
+    epoch_share = 0.0
+
+    def spent_share() -> float:
+        if budget_s is None:
+            return 0.0
+        return min(1.0, (spent_before + time.monotonic() - started) / budget_s)
+
     def rate_at(step: int) -> float:
         return learning_rate(
             step,
@@ -342,6 +359,8 @@ def fit(
             steps_per_epoch=steps_per_epoch,
             total_epochs=settings.epochs,
             reductions=plateau.reductions,
+            # Distributed ranks keep rank 0's share for the epoch: replicas step with one rate.
+            budget_share=epoch_share if world > 1 else spent_share(),
         )
 
     stopped: Stopped = "epochs"
@@ -358,6 +377,8 @@ def fit(
                 if frozen is not None:
                     set_trainable(frozen, state.epoch >= frozen_epochs)
                 train.set_epoch(state.epoch)
+                if world > 1 and budget_s is not None:
+                    epoch_share = broadcast_float(spent_share(), rank)
                 local_batch = batch_size // world
                 loader = DataLoader(
                     train_items,

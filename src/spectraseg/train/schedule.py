@@ -6,7 +6,10 @@ one schedule that depends on the past, reduce-on-plateau, keeps that past in `Pl
 times the rate was cut), which the checkpoint stores beside the optimizer.
 
 Every schedule is given in epochs (a fraction of an epoch counts) so that it keeps its meaning
-when the batch size or the number of patches per epoch changes.
+when the batch size or the number of patches per epoch changes. A run with a time budget
+(`train.max_minutes`) tells cosine how much of the budget is spent, so that the decay ends when
+the minutes do: training to a deadline with the rate still near its base stops on a noisy,
+unsettled model (Li et al., "Budgeted training", ICLR 2020).
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ class ScheduleSettings(Settings):
     decay_factor: float = Field(default=0.5, gt=0.0, le=1.0)
     min_ratio: float = Field(default=0.01, ge=0.0, le=1.0)
     """Cosine's final rate as a share of the base rate."""
+    decay_over_budget: bool = True
+    """With `train.max_minutes`, cosine decays over whichever runs out first, the epochs or the
+    minutes, so the rate reaches its floor when the budget ends rather than at an epoch the
+    budget never reaches. False: over the epochs alone (the rate a function of the step)."""
     patience_epochs: int = Field(default=3, ge=1)
     """Reduce-on-plateau: validations without improvement before the rate is cut."""
 
@@ -47,6 +54,7 @@ def learning_rate(
     steps_per_epoch: int,
     total_epochs: int,
     reductions: int = 0,
+    budget_share: float = 0.0,
 ) -> float:
     """The learning rate for optimizer step `step` (0-based).
 
@@ -54,6 +62,8 @@ def learning_rate(
         base: the rate the schedule starts from (`train.learning_rate`).
         total_epochs: the planned length of training, which cosine decays over.
         reductions: how many times reduce-on-plateau has cut the rate so far (`Plateau`).
+        budget_share: the share of the time budget spent (0 to 1); cosine's progress is the
+            larger of it and the share of `total_epochs` done.
 
     Example:
         >>> settings = ScheduleSettings(name="step", decay_every_epochs=2, decay_factor=0.1)
@@ -69,7 +79,7 @@ def learning_rate(
     elif settings.name == "exponential":
         rate = base * settings.decay_factor ** (epoch / settings.decay_every_epochs)
     elif settings.name == "cosine":
-        progress = min(1.0, epoch / max(1, total_epochs))
+        progress = min(1.0, max(epoch / max(1, total_epochs), budget_share))
         floor = base * settings.min_ratio
         rate = floor + (base - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
     else:
