@@ -21,6 +21,8 @@ per-class models against the all-classes model, all scored on the same held-out 
 
     python bench/search_s2.py                          # the full benchmark: hours on 2 cores
     python bench/search_s2.py --trials 2 --minutes 0.3 --resolution 60   # smoke: minutes
+    python bench/search_s2.py --only-base --seeds 3 --set train.schedule.decay_over_budget=false
+                                            # the base config alone, with an override
 
 `--resolution 60` reads every band on a 60 m grid (256 x 128 pixels) instead of 10 m. Without
 the data folder the script says so and exits 0. OMP_WAIT_POLICY=PASSIVE as in train_bench.py.
@@ -83,9 +85,12 @@ def load() -> str:
     return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
-def base_config(data: Path, resolution: float | None, minutes: float) -> Config:
-    """The Sentinel-2 run config with the data folder, resolution and time budget set."""
-    overrides = [f"train.max_minutes={minutes}"]
+def base_config(
+    data: Path, resolution: float | None, minutes: float, extra: list[str] | None = None
+) -> Config:
+    """The Sentinel-2 run config with the data folder, resolution, time budget and `--set`
+    overrides set."""
+    overrides = [f"train.max_minutes={minutes}", *(extra or [])]
     if resolution is not None:
         overrides.append(f"data.resolution={resolution}")
     config = load_run_config(CONFIG, overrides)
@@ -198,6 +203,13 @@ def main() -> int:
     parser.add_argument(
         "--seeds", type=int, default=1, help="train each network config this many times"
     )
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="an override of the base config (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--only-base", action="store_true", help="no search: train and score the base config"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
@@ -209,24 +221,21 @@ def main() -> int:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} vCPU, torch "
         f"{torch.__version__}; load average {load()}"
     )
-    config = base_config(args.data, args.resolution, args.minutes)
+    config = base_config(args.data, args.resolution, args.minutes, args.overrides)
     base_file = args.out / "base.yaml"
     plain = config.model_copy(update={"run": RunSettings()})
     text = plain.to_yaml()
     if not base_file.is_file() or base_file.read_text() != text:
         base_file.write_text(text)
 
-    best_file = search(args, base_file)
+    models: dict[str, tuple[Config, bool]] = {"base config": (load_config(base_file), False)}
+    if not args.only_base:
+        best = load_config(search(args, base_file), [f"train.max_minutes={args.minutes}"])
+        models["best of search"] = (best, False)
+        if not args.skip_per_class:
+            models["best, per class"] = (best, True)
     truth = args.out / "truth"
     names = write_truth(config, args.data, truth)
-    budget = [f"train.max_minutes={args.minutes}"]
-    best = load_config(best_file, budget)
-    models: dict[str, tuple[Config, bool]] = {
-        "base config": (load_config(base_file), False),
-        "best of search": (best, False),
-    }
-    if not args.skip_per_class:
-        models["best, per class"] = (best, True)
     rows: list[Scored] = []
     if args.seeds > 1:
         # Each network config trained `--seeds` times (train.seed 0, 1, ...) on one split
@@ -263,6 +272,8 @@ def main() -> int:
     if args.seeds > 1:
         for label in ("base config", "best of search"):
             scores = [r.held_out for r in rows if r.label.startswith(f"{label}, seed ")]
+            if not scores:
+                continue
             print(
                 f"{label}: held-out mean Jaccard {np.mean(scores):.4f} +- {np.std(scores):.4f} "
                 f"over {len(scores)} seeds ({', '.join(f'{v:.3f}' for v in scores)})"
@@ -286,7 +297,8 @@ def report(rows: list[Scored], args: argparse.Namespace) -> None:
             f"| {row.label} | {row.train_s:.0f} s | {validation} | {row.held_out:.3f} | {cells} |"
         )
     document: dict[str, Any] = {
-        "trials": args.trials,
+        "trials": 0 if args.only_base else args.trials,
+        "overrides": args.overrides,
         "minutes": args.minutes,
         "per_class_minutes": args.per_class_minutes or args.minutes,
         "space": args.space,
