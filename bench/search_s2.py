@@ -207,6 +207,7 @@ def main() -> int:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="an override of the base config (repeatable)",
     )  # fmt: skip
+    parser.add_argument("--skip-base", action="store_true", help="no retraining of the base config")
     parser.add_argument(
         "--only-base", action="store_true", help="no search: train and score the base config"
     )
@@ -228,7 +229,9 @@ def main() -> int:
     if not base_file.is_file() or base_file.read_text() != text:
         base_file.write_text(text)
 
-    models: dict[str, tuple[Config, bool]] = {"base config": (load_config(base_file), False)}
+    models: dict[str, tuple[Config, bool]] = {}
+    if not args.skip_base:
+        models["base config"] = (load_config(base_file), False)
     if not args.only_base:
         best = load_config(search(args, base_file), [f"train.max_minutes={args.minutes}"])
         models["best of search"] = (best, False)

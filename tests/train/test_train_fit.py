@@ -50,13 +50,11 @@ def test_time_budget_stops_after_a_step_validates_and_writes_everything(sample, 
         assert (tmp_path / name).is_file(), name
 
 
-def test_cosine_reaches_its_floor_when_the_time_budget_ends(sample, tmp_path) -> None:
+def test_cosine_decay_over_budget_reaches_the_floor_when_the_minutes_end(sample, tmp_path) -> None:
     budget = ["train.epochs=1000", "train.max_minutes=0.0001", "train.learning_rate=0.01"]
-    result = train(sample, tmp_path / "budget", *budget)
+    result = train(sample, tmp_path / "budget", *budget, "train.schedule.decay_over_budget=true")
     assert result.history[-1]["learning_rate"] == pytest.approx(0.01 * 0.01)  # min_ratio
-    by_epochs = train(
-        sample, tmp_path / "epochs", *budget, "train.schedule.decay_over_budget=false"
-    )
+    by_epochs = train(sample, tmp_path / "epochs", *budget)  # the default: over the epochs
     assert by_epochs.history[-1]["learning_rate"] == pytest.approx(0.01, rel=1e-4)
 
 
