@@ -212,6 +212,8 @@ def main() -> int:
         "--only-base", action="store_true", help="no search: train and score the base config"
     )
     args = parser.parse_args()
+    if args.only_base and args.skip_base:
+        parser.error("--only-base and --skip-base leave nothing to train")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
     if not (args.data / "IMG_DATA").is_dir():

@@ -172,9 +172,9 @@ class FitResult:
 def _decay_budget_seconds(settings: TrainSettings) -> float | None:
     """The time budget cosine decays over (`schedule.decay_over_budget`), in seconds, if any."""
     schedule = settings.schedule
-    if settings.max_minutes is None or schedule.name != "cosine":
+    if settings.max_minutes is None or schedule.name != "cosine" or not schedule.decay_over_budget:
         return None
-    return settings.max_minutes * 60 if schedule.decay_over_budget else None
+    return settings.max_minutes * 60
 
 
 def _optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
