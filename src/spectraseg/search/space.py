@@ -2,6 +2,7 @@
 
 ```yaml
 pruner: median                  # median | hyperband | none
+prune_after_epochs: 3           # no trial is pruned before it has validated this many epochs
 heartbeat_seconds: 30           # how often a running trial says it is alive
 grace_seconds: 120              # silence after which a trial counts as killed and is retried
 parameters:                     # tried in this order; a name is a config key (`--set` style)
@@ -114,6 +115,10 @@ class SearchSpace(Settings):
 
     parameters: dict[str, Parameter] = Field(min_length=1)
     pruner: Literal["median", "hyperband", "none"] = "median"
+    prune_after_epochs: int = Field(default=3, ge=1)
+    """Epochs every trial trains before the pruner may stop it. Early epochs rank configs by
+    how fast they start, not where they end: a large batch or a small learning rate starts
+    slowly and a one-epoch verdict prunes it (docs/benchmarks.md, "Does the search pay?")."""
     heartbeat_seconds: float = Field(default=30.0, gt=0)
     grace_seconds: float = Field(default=120.0, gt=0)
 
@@ -166,6 +171,7 @@ class SearchSpace(Settings):
     def to_yaml(self) -> str:
         document = {
             "pruner": self.pruner,
+            "prune_after_epochs": self.prune_after_epochs,
             "heartbeat_seconds": self.heartbeat_seconds,
             "grace_seconds": self.grace_seconds,
             "parameters": {name: p.describe() for name, p in self.parameters.items()},

@@ -33,6 +33,7 @@ __all__ = [
     "BEST_FILE",
     "FINISHED",
     "SearchJob",
+    "build_pruner",
     "create_study",
     "fail_stale_trials",
     "load_study",
@@ -67,11 +68,18 @@ class SearchJob:
     seed: int | None = None
 
 
-def _pruner(space: SearchSpace, base: Config) -> optuna.pruners.BasePruner:
+def build_pruner(space: SearchSpace, base: Config) -> optuna.pruners.BasePruner:
+    """The pruner `space` names; none stops a trial before `space.prune_after_epochs`."""
     if space.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=base.train.epochs)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=space.prune_after_epochs,
+            max_resource=max(space.prune_after_epochs, base.train.epochs),
+        )
     if space.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+        # Epochs are reported from 1; Optuna may prune at a step of at least n_warmup_steps.
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=4, n_warmup_steps=space.prune_after_epochs
+        )
     return optuna.pruners.NopPruner()
 
 
@@ -167,7 +175,7 @@ def load_study(
     plain = optuna.load_study(study_name=name, storage=storage)
     space, base = study_space(plain), study_base(plain)
     study = optuna.load_study(
-        study_name=name, storage=storage, sampler=_sampler(seed), pruner=_pruner(space, base)
+        study_name=name, storage=storage, sampler=_sampler(seed), pruner=build_pruner(space, base)
     )
     return study, space, base
 

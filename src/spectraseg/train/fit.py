@@ -6,7 +6,9 @@ Each epoch trains on freshly drawn patches (`train_one_epoch`), validates on the
 TensorBoard event log (`train/event_log.py`). Training
 ends after `epochs`, when validation has not improved for `early_stopping_patience` epochs, or
 when `max_minutes` run out: then the current step finishes, validation runs, and everything is
-written as at a normal end. Every run validates at least once.
+written as at a normal end. Every run validates at least once. With `weight_average`, the
+weights validated and saved are a moving average of the training weights
+(`train/weight_average.py`); `last.pt` keeps the training weights too, for `--resume`.
 
 On a GPU the steps run in mixed precision (`train/precision.py`), and with
 `batch_size_auto` the batch is the largest that fits, found by halving (`train/batch_size.py`).
@@ -14,6 +16,7 @@ On a GPU the steps run in mixed precision (`train/precision.py`), and with
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -57,6 +60,7 @@ from spectraseg.train.precision import (
 )
 from spectraseg.train.run_folder import HistoryRow, RunFolder
 from spectraseg.train.schedule import Plateau, ScheduleSettings, learning_rate
+from spectraseg.train.weight_average import WeightAverage
 
 __all__ = [
     "EpochCallback",
@@ -101,6 +105,10 @@ class TrainSettings(Settings):
     grad_clip_norm: float | None = Field(default=5.0, gt=0.0)
     """Gradients with a larger global norm are scaled down to it; None turns clipping off."""
     schedule: ScheduleSettings = ScheduleSettings()
+    weight_average: float | None = Field(default=None, gt=0.0, lt=1.0)
+    """Validate, tune thresholds for and save an exponential moving average of the weights
+    with this decay per step (e.g. 0.99: about the last 100 steps), not the last step's
+    weights (`train/weight_average.py`); steadier scores from short runs. None: off."""
     early_stopping_patience: int | None = Field(default=12, ge=1)
     """Stop after this many validations without a better mean Jaccard; None never stops early."""
     seed: int = 0
@@ -314,8 +322,14 @@ def fit(
     state = FitState()
     plateau = Plateau(patience=settings.schedule.patience_epochs)
     best_weights = _cpu_weights(model)
+    average: WeightAverage | None = None
+    if settings.weight_average is not None and main:
+        # On resume the model holds last.pt's weights, which are the average.
+        average = WeightAverage(model, settings.weight_average)
     if resume is not None:
         state, best_weights = _restore(resume, optimizer, plateau, best_weights, scaler)
+        if "live_weights" in resume:
+            model.load_state_dict(resume["live_weights"])
     else:
         torch.manual_seed(settings.seed)
     if not settings.batch_size_auto:
@@ -390,7 +404,8 @@ def fit(
                 description = f"epoch {state.epoch + 1}/{settings.epochs}"
                 if state.history:
                     description += f" (val Jaccard {state.history[-1]['val_jaccard']:.3f})"
-                with _progress_bar(progress and main, steps_per_epoch, description) as on_step:
+                with _progress_bar(progress and main, steps_per_epoch, description) as bar:
+                    on_step = _averaging(bar, average, model, first_update=state.step + 1)
                     result = train_one_epoch(
                         step_model,
                         loader,
@@ -414,7 +429,7 @@ def fit(
             validated = True
             if main:
                 score, best_weights = _validate_and_write(
-                    model,
+                    model if average is None else average.module,
                     validation,
                     state,
                     settings=settings,
@@ -435,6 +450,7 @@ def fit(
                     rank=rank,
                     precision=precision,
                     events=events,
+                    live=model,
                 )
             else:
                 state.seconds = time.monotonic() - session_start
@@ -555,10 +571,14 @@ def _validate_and_write(
     rank: Rank | None = None,
     precision: StepPrecision | None = None,
     events: EventLog | None = None,
+    live: nn.Module | None = None,
 ) -> tuple[float, dict[str, torch.Tensor]]:
     """Validate `model`, update `state` and the plateau, write `best.pt` when better,
     `last.pt`, history, curves and the event log; returns the score (sent to the other
-    ranks) and the best weights."""
+    ranks) and the best weights.
+
+    `live` is the model that trains when `model` is its weight average: `last.pt` then keeps
+    the live weights too, in its training state, for `--resume`."""
     evaluation = evaluate(
         model,
         validation,
@@ -614,10 +634,31 @@ def _validate_and_write(
                 checkpoint, _cpu_weights(model), state, epoch=state.epoch
             ).with_card(thresholds=tuple(float(t) for t in thresholds))
             training_state = _training_state(state, optimizer, plateau, scaler)
+            if live is not None and live is not model:
+                training_state["live_weights"] = _cpu_weights(live)
             save_checkpoint(run.last, replace(last, training_state=training_state))
         run.write_history(state.history)
         run.write_curves(state.history, class_names)
     return score, best_weights
+
+
+def _averaging(
+    on_step: Callable[[float], None],
+    average: WeightAverage | None,
+    model: nn.Module,
+    *,
+    first_update: int,
+) -> Callable[[float], None]:
+    """`on_step`, preceded by an update of `average` (if any) towards `model`'s new weights."""
+    if average is None:
+        return on_step
+    updates = itertools.count(first_update)
+
+    def after_step(loss: float) -> None:
+        average.update(model, next(updates))
+        on_step(loss)
+
+    return after_step
 
 
 def _follow_score(state: FitState, score: float) -> None:
