@@ -6,11 +6,9 @@ import optuna
 import pytest
 import yaml
 
-from spectraseg.config import load_config
 from spectraseg.errors import ConfigError
 from spectraseg.search.defaults import default_space
 from spectraseg.search.space import load_space, parse_space
-from spectraseg.search.study import build_pruner
 
 
 def space(parameters: dict) -> object:
@@ -118,31 +116,3 @@ def test_a_space_round_trips_through_yaml(tmp_path) -> None:
 def test_a_missing_space_file_is_named(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"nope.yaml: no such search-space file"):
         load_space(tmp_path / "nope.yaml")
-
-
-@pytest.mark.parametrize("pruner", ["median", "hyperband"])
-def test_no_trial_is_pruned_before_it_has_trained_prune_after_epochs(pruner) -> None:
-    parsed = parse_space(
-        {
-            "pruner": pruner,
-            "prune_after_epochs": 3,
-            "parameters": {"train.learning_rate": {"low": 0.1, "high": 1.0}},
-        },
-        "space.yaml",
-    )
-    study = optuna.create_study(
-        direction="maximize", pruner=build_pruner(parsed, load_config(None, ["train.epochs=9"]))
-    )
-    for _ in range(6):  # strong trials, past the median pruner's four startup trials
-        trial = study.ask()
-        for epoch in range(1, 10):
-            trial.report(0.9, epoch)
-        study.tell(trial, 0.9)
-    weak = study.ask()
-    verdicts = []
-    for epoch in range(1, 10):
-        weak.report(0.1, epoch)
-        verdicts.append(weak.should_prune())
-    assert verdicts[:2] == [False, False]
-    if pruner == "median":  # Hyperband may have put the trial in a bracket that waits longer
-        assert any(verdicts[2:])

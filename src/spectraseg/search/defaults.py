@@ -20,6 +20,7 @@ MIN_PATCH_PX = 32
 DEFAULT_SPACE_YAML = """\
 pruner: median
 prune_after_epochs: 3
+score_epochs: 3
 heartbeat_seconds: 30
 grace_seconds: 120
 parameters:

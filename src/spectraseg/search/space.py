@@ -3,6 +3,7 @@
 ```yaml
 pruner: median                  # median | hyperband | none
 prune_after_epochs: 3           # no trial is pruned before it has validated this many epochs
+score_epochs: 3                 # a trial scores the mean of its this-many best epochs
 heartbeat_seconds: 30           # how often a running trial says it is alive
 grace_seconds: 120              # silence after which a trial counts as killed and is retried
 parameters:                     # tried in this order; a name is a config key (`--set` style)
@@ -119,6 +120,11 @@ class SearchSpace(Settings):
     """Epochs every trial trains before the pruner may stop it. Early epochs rank configs by
     how fast they start, not where they end: a large batch or a small learning rate starts
     slowly and a one-epoch verdict prunes it (docs/benchmarks.md, "Does the search pay?")."""
+    score_epochs: int = Field(default=3, ge=1)
+    """A trial's score is the mean validation Jaccard of its this-many best epochs (of all its
+    epochs when it has fewer); 1 is the best epoch's alone, the score of its `best.pt`. A short
+    run's validation curve jumps by several hundredths from one epoch to the next, so the single
+    best epoch ranks configs by their luckiest draw as much as by their quality."""
     heartbeat_seconds: float = Field(default=30.0, gt=0)
     grace_seconds: float = Field(default=120.0, gt=0)
 
@@ -172,6 +178,7 @@ class SearchSpace(Settings):
         document = {
             "pruner": self.pruner,
             "prune_after_epochs": self.prune_after_epochs,
+            "score_epochs": self.score_epochs,
             "heartbeat_seconds": self.heartbeat_seconds,
             "grace_seconds": self.grace_seconds,
             "parameters": {name: p.describe() for name, p in self.parameters.items()},

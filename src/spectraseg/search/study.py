@@ -285,7 +285,8 @@ def write_best(study: optuna.Study, out_dir: Path) -> Path | None:
     config = load_config(base=Config.model_validate(best.user_attrs["config"]))
     header = (
         f"# spectraseg search: study {study.study_name}, trial {best.number}, validation mean "
-        f"Jaccard {best.value:.4f}\n# spectraseg train --data DIR --out RUN --config {BEST_FILE}\n"
+        f"Jaccard {best.value:.4f} (the mean of its best epochs)\n"
+        f"# spectraseg train --data DIR --out RUN --config {BEST_FILE}\n"
     )
     text = header + config.to_yaml()
     if not path.is_file() or path.read_text(encoding="utf-8") != text:

@@ -2,7 +2,8 @@
 
 A trial trains with `train_model` (same data preparation, split and metrics as `spectraseg
 train`) into `DIR/trials/<study>-<number>/`, under the per-trial time budget, and reports the
-validation mean Jaccard of every epoch to the pruner. While it runs, a thread writes a heartbeat
+validation mean Jaccard of every epoch to the pruner; its score is the mean of its
+`space.score_epochs` best epochs (`trial_score`). While it runs, a thread writes a heartbeat
 into the trial every `heartbeat_seconds`; a trial whose heartbeat is older than `grace_seconds`
 belongs to a killed worker (`study.fail_stale_trials`).
 """
@@ -10,9 +11,10 @@ belongs to a killed worker (`study.fail_stale_trials`).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,14 @@ from spectraseg.models.registry import model_names, size_multiple
 from spectraseg.search.space import SearchSpace
 from spectraseg.workflow.training import train_model
 
-__all__ = ["HEARTBEAT_ATTR", "TrialBudget", "run_trial", "trial_config", "trial_folder"]
+__all__ = [
+    "HEARTBEAT_ATTR",
+    "TrialBudget",
+    "run_trial",
+    "trial_config",
+    "trial_folder",
+    "trial_score",
+]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +84,18 @@ def trial_config(base: Config, space: SearchSpace, params: Mapping[str, Any]) ->
     if fitted != patch:
         config = load_config(None, [f"data.patch_size={fitted}"], base=config)
     return config
+
+
+def trial_score(history: Sequence[Mapping[str, Any]], epochs: int) -> float:
+    """The mean validation mean Jaccard of the `epochs` best rows of `history` (of all rows
+    when there are fewer); an epoch that scored nothing (NaN) counts as 0."""
+    scores = sorted(_or_zero(float(row["val_jaccard"])) for row in history)
+    best = scores[-epochs:]
+    return sum(best) / len(best) if best else 0.0
+
+
+def _or_zero(value: float) -> float:
+    return 0.0 if math.isnan(value) else value
 
 
 def trial_folder(out_dir: Path, study_name: str, number: int) -> Path:
@@ -168,8 +189,15 @@ def _train_and_tell(
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         log.info("trial %d pruned after epoch %d", trial.number, result.epochs)
         return optuna.trial.TrialState.PRUNED
-    study.tell(trial, result.best_score)
-    log.info("trial %d: validation mean Jaccard %.4f", trial.number, result.best_score)
+    score = trial_score(result.history, space.score_epochs)
+    study.tell(trial, score)
+    log.info(
+        "trial %d: validation mean Jaccard %.4f (mean of its %d best epochs; best %.4f)",
+        trial.number,
+        score,
+        min(space.score_epochs, len(result.history)),
+        result.best_score,
+    )
     return optuna.trial.TrialState.COMPLETE
 
 
