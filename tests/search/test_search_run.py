@@ -85,6 +85,7 @@ def test_refining_starts_a_seeded_study_and_leaves_the_old_one_alone(
     assert len(ran) == 1
     table, figures = show_study(out)
     assert "search-r2 <- search" in table
+    assert table.splitlines()[1].split() == ["trial", "score", "best", "parameters"]
     assert any(p.suffix == ".png" for p in figures)
 
 

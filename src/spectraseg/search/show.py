@@ -60,7 +60,8 @@ def lineage(study: optuna.Study) -> list[str]:
 
 
 def top_trials_table(study: optuna.Study, count: int = 10) -> str:
-    """The best `count` completed trials, one line each, plus counts by state."""
+    """The best `count` completed trials, one line each, plus counts by state: the score
+    (the mean of the trial's best epochs) and its best epoch's, which its `best.pt` holds."""
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     done.sort(key=lambda t: float(t.value or 0.0), reverse=True)
@@ -70,13 +71,15 @@ def top_trials_table(study: optuna.Study, count: int = 10) -> str:
     lines = [
         f"study {' <- '.join(lineage(study))}: "
         + ", ".join(f"{n} {state}" for state, n in sorted(states.items())),
-        f"{'trial':>5}  {'jaccard':>7}  parameters",
+        f"{'trial':>5}  {'score':>7}  {'best':>7}  parameters",
     ]
     for trial in done[:count]:
         shown = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()
         )
-        lines.append(f"{trial.number:>5}  {float(trial.value or 0.0):>7.4f}  {shown}")
+        best = trial.user_attrs.get("best_score")
+        best_text = f"{float(best):>7.4f}" if best is not None else f"{'—':>7}"
+        lines.append(f"{trial.number:>5}  {float(trial.value or 0.0):>7.4f}  {best_text}  {shown}")
     return "\n".join(lines)
 
 

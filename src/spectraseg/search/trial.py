@@ -184,8 +184,8 @@ def _train_and_tell(
         log.warning("trial %d failed: %s", trial.number, message)
         return optuna.trial.TrialState.FAIL
     trial.set_user_attr("best_epoch", result.best_epoch)
+    trial.set_user_attr("best_score", result.best_score)
     if result.stopped == "caller":
-        trial.set_user_attr("best_score", result.best_score)
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         log.info("trial %d pruned after epoch %d", trial.number, result.epochs)
         return optuna.trial.TrialState.PRUNED
