@@ -192,10 +192,12 @@ def _train_and_tell(
     score = trial_score(result.history, space.score_epochs)
     study.tell(trial, score)
     log.info(
-        "trial %d: validation mean Jaccard %.4f (mean of its %d best epochs; best %.4f)",
+        "trial %d: validation mean Jaccard %.4f (the mean of its top %d of %d epochs; "
+        "its best epoch %.4f)",
         trial.number,
         score,
         min(space.score_epochs, len(result.history)),
+        len(result.history),
         result.best_score,
     )
     return optuna.trial.TrialState.COMPLETE
